@@ -1,0 +1,88 @@
+import Foundation
+
+/// What a pass intends to do for one bot (or one orphan container).
+public struct PlannedAction: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable, CaseIterable {
+        /// Create the container, then start it.
+        case create
+        case start
+        case stop
+        case restart
+        /// Stop and remove the container, create it anew, start it.
+        case recreate
+        /// Stop and remove the container.
+        case remove
+        /// The row cannot become a spec; nothing is done to its container.
+        case invalid
+        /// Something outside botmaker prevents progress (a foreign container holds the name, a crash loop, …).
+        case blocked
+        /// The bot is backing off after a failure, or Docker is busy with its container.
+        case wait
+
+        /// True for kinds that call Docker to change something.
+        public var isMutating: Bool {
+            switch self {
+            case .create, .start, .stop, .restart, .recreate, .remove: true
+            case .invalid, .blocked, .wait: false
+            }
+        }
+
+        /// The plan symbol: `+` create, `~` start/stop/restart, `-/+` recreate, `-` remove, `!` invalid or blocked, `…` wait.
+        public var symbol: String {
+            switch self {
+            case .create: "+"
+            case .start, .stop, .restart: "~"
+            case .recreate: "-/+"
+            case .remove: "-"
+            case .invalid, .blocked: "!"
+            case .wait: "…"
+            }
+        }
+    }
+
+    public var botId: String
+    public var containerName: String
+    public var kind: Kind
+    public var cause: String
+    /// The container acted on, when one exists.
+    public var containerId: String?
+    /// The desired bot, for create/start/stop/restart/recreate and bots whose row still exists.
+    public var desired: DesiredBot?
+    /// For `invalid` and `blocked`: the error recorded on the bot.
+    public var errorCode: ContainerError.Code?
+    /// True when the container has no bot row (orphan or stray): there is no status row to write.
+    public var isOrphan: Bool
+
+    public init(botId: String, containerName: String, kind: Kind, cause: String, containerId: String? = nil,
+                desired: DesiredBot? = nil, errorCode: ContainerError.Code? = nil, isOrphan: Bool = false) {
+        self.botId = botId
+        self.containerName = containerName
+        self.kind = kind
+        self.cause = cause
+        self.containerId = containerId
+        self.desired = desired
+        self.errorCode = errorCode
+        self.isOrphan = isOrphan
+    }
+}
+
+/// The outcome of planning: user-visible actions plus the status rows that change without any Docker call.
+public struct Plan: Sendable, Equatable {
+    /// One entry per bot or orphan that needs attention, sorted by container name.
+    public var actions: [PlannedAction] = []
+    /// Status rows to write (already compared with the stored ones: only real changes).
+    public var statusUpdates: [BotStatus] = []
+    /// Events for errors newly recorded by those status updates.
+    public var events: [BotEvent] = []
+
+    public init(actions: [PlannedAction] = [], statusUpdates: [BotStatus] = [], events: [BotEvent] = []) {
+        self.actions = actions
+        self.statusUpdates = statusUpdates
+        self.events = events
+    }
+
+    public var mutatingActions: [PlannedAction] { actions.filter(\.kind.isMutating) }
+    public var hasChanges: Bool { actions.contains { $0.kind.isMutating } }
+
+    public func count(_ kind: PlannedAction.Kind) -> Int { actions.count { $0.kind == kind } }
+}

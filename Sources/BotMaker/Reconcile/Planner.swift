@@ -1,0 +1,234 @@
+import Foundation
+
+/// Everything the planner looks at. No I/O happens after this is built.
+public struct PlannerInput: Sendable {
+    public var desired: [DesiredBot]
+    public var invalid: [InvalidBot]
+    public var observed: ObservedContainers
+    public var statuses: [String: BotStatus]
+    /// Spec hashes for managed containers without a spec-hash label that were found to match their bot.
+    public var adoptedHashes: [String: String]
+    public var now: Date
+
+    public init(desired: [DesiredBot], invalid: [InvalidBot] = [], observed: ObservedContainers, statuses: [String: BotStatus] = [:],
+                adoptedHashes: [String: String] = [:], now: Date) {
+        self.desired = desired
+        self.invalid = invalid
+        self.observed = observed
+        self.statuses = statuses
+        self.adoptedHashes = adoptedHashes
+        self.now = now
+    }
+}
+
+/// The pure heart of the reconciler: (desired, observed, status, now) → ``Plan``.
+public enum Planner {
+    public static func plan(_ input: PlannerInput) -> Plan {
+        var plan = Plan()
+        let byName = Dictionary(input.observed.managed.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let knownIds = Set(input.desired.map(\.id)).union(input.invalid.map(\.id))
+        var claimed = Set<String>()
+
+        for bot in input.desired {
+            let name = ContainerDefaults.containerName(for: bot.id)
+            let container = byName[name]
+            if let container { claimed.insert(container.id) }
+            let decision = decide(bot: bot, container: container, input: input)
+            apply(decision, bot: bot, container: container, input: input, into: &plan)
+        }
+
+        for bot in input.invalid {
+            let name = ContainerDefaults.containerName(for: bot.id)
+            let container = BotValidation.idProblem(bot.id) == nil ? byName[name] : nil
+            if let container { claimed.insert(container.id) }
+            if bot.desiredState == .absent, let container {
+                plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .remove, cause: "desired absent",
+                                                  containerId: container.id))
+                continue
+            }
+            plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .invalid, cause: "invalid spec: \(bot.message)",
+                                              containerId: container?.id, errorCode: .invalidSpec))
+            var status = input.statuses[bot.id] ?? BotStatus(botId: bot.id)
+            observe(container, into: &status)
+            setError(.invalidSpec, bot.message, on: &status, botId: bot.id, action: "invalid", input: input, plan: &plan)
+            commit(status, input: input, into: &plan)
+        }
+
+        for container in input.observed.managed where !claimed.contains(container.id) {
+            let expectedName = ContainerDefaults.containerName(for: container.botId)
+            let cause: String
+            if container.name != expectedName {
+                cause = "stray: named \(container.name), not \(expectedName)"
+            } else if knownIds.contains(container.botId) {
+                cause = "stray: duplicate container for \(container.botId)"
+            } else {
+                cause = "orphan: no row in bots"
+            }
+            plan.actions.append(PlannedAction(botId: container.botId, containerName: container.name, kind: .remove, cause: cause,
+                                              containerId: container.id, isOrphan: true))
+        }
+
+        plan.actions.sort { ($0.containerName, $0.containerId ?? "") < ($1.containerName, $1.containerId ?? "") }
+        return plan
+    }
+
+    // MARK: - One bot
+
+    enum Decision: Equatable {
+        case converged
+        case act(PlannedAction.Kind, String)
+        case blocked(ContainerError.Code, String)
+        case waitForDocker(String)
+    }
+
+    static func decide(bot: DesiredBot, container: ContainerInfo?, input: PlannerInput) -> Decision {
+        let name = ContainerDefaults.containerName(for: bot.id)
+        let status = input.statuses[bot.id]
+        guard let container else {
+            switch bot.desiredState {
+            case .running:
+                if let holder = input.observed.foreignNames[name] {
+                    return .blocked(.alreadyExists, "\(name) is held by container \(holder.prefix(12)), which botmaker does not manage")
+                }
+                return .act(.create, "no container")
+            case .stopped, .absent:
+                return .converged
+            }
+        }
+        let exitText = container.exitCode.map { " (\($0))" } ?? ""
+        switch bot.desiredState {
+        case .absent:
+            return .act(.remove, "desired absent")
+        case .stopped:
+            switch container.state {
+            case .running, .restarting, .paused: return .act(.stop, "desired stopped, container \(container.state.rawValue)")
+            case .removing: return .waitForDocker("container is being removed")
+            case .created, .exited, .dead, .unknown: return .converged
+            }
+        case .running:
+            let desiredHash = bot.config.specHash
+            let observedHash = container.specHash ?? input.adoptedHashes[container.id]
+                ?? (status?.containerId == container.id ? status?.specHash : nil)
+            if container.state == .removing { return .waitForDocker("container is being removed") }
+            if observedHash != desiredHash {
+                return .act(.recreate, driftCause(bot: bot, container: container, observedHash: observedHash, status: status))
+            }
+            switch container.state {
+            case .running:
+                if let requested = bot.restartRequestedAt, requested != status?.restartObservedAt {
+                    return .act(.restart, "restart requested at \(requested)")
+                }
+                return .converged
+            case .restarting:
+                return .blocked(.crashLoop, "Docker keeps restarting \(name)\(container.exitCode.map { "; last exit code \($0)" } ?? "")")
+            case .created:
+                return .act(.start, "desired running, container created but not started")
+            case .exited:
+                return .act(.start, "desired running, container exited\(exitText)")
+            case .paused:
+                return .blocked(.startFailed, "container is paused; run `docker unpause \(name)`")
+            case .dead:
+                return .act(.recreate, "container is dead")
+            case .removing:
+                return .waitForDocker("container is being removed")
+            case .unknown:
+                return .blocked(.startFailed, "container is in a state botmaker does not know: \(container.status)")
+            }
+        }
+    }
+
+    static func driftCause(bot: DesiredBot, container: ContainerInfo, observedHash: String?, status: BotStatus?) -> String {
+        guard observedHash != nil else { return "spec changed: container has no spec hash and does not match" }
+        if status?.containerId == container.id, let applied = status?.appliedSpec,
+           let old = try? JSONDecoder().decode(ContainerSpec.self, from: Data(applied.utf8)) {
+            let fields = bot.config.spec.differences(from: old)
+            if !fields.isEmpty { return "spec changed: " + fields.joined(separator: ", ") }
+        }
+        if container.image != bot.config.image && !container.image.hasPrefix("sha256:") { return "spec changed: image" }
+        return "spec changed"
+    }
+
+    static func apply(_ decision: Decision, bot: DesiredBot, container: ContainerInfo?, input: PlannerInput, into plan: inout Plan) {
+        let name = ContainerDefaults.containerName(for: bot.id)
+        let prior = input.statuses[bot.id]
+        var status = prior ?? BotStatus(botId: bot.id)
+        switch decision {
+        case .act(let kind, let cause):
+            if let prior, let retryAt = prior.nextAttemptAt, retryAt > input.now, prior.lastErrorCode != nil,
+               prior.failedGeneration == bot.generation {
+                let code = prior.lastErrorCode ?? "error"
+                plan.actions.append(PlannedAction(
+                    botId: bot.id, containerName: name, kind: .wait,
+                    cause: "\(kind.rawValue) after \(code) is backing off until \(Self.format(retryAt)) (failure \(prior.failureCount))",
+                    containerId: container?.id, desired: bot))
+                return
+            }
+            plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: kind, cause: cause, containerId: container?.id, desired: bot))
+        case .waitForDocker(let cause):
+            plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .wait, cause: cause, containerId: container?.id, desired: bot))
+        case .blocked(let code, let message):
+            plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .blocked, cause: message,
+                                              containerId: container?.id, desired: bot, errorCode: code))
+            observe(container, into: &status)
+            setError(code, message, on: &status, botId: bot.id, action: "blocked", input: input, plan: &plan)
+            commit(status, input: input, into: &plan)
+        case .converged:
+            observe(container, into: &status)
+            if let container {
+                status.specHash = container.specHash ?? input.adoptedHashes[container.id] ?? status.specHash
+            }
+            status.observedGeneration = bot.generation
+            status.lastErrorCode = nil
+            status.lastErrorMessage = nil
+            status.lastErrorAt = nil
+            status.failedGeneration = nil
+            status.failureCount = 0
+            status.nextAttemptAt = nil
+            commit(status, input: input, into: &plan)
+        }
+    }
+
+    /// Copies what the list call shows about the container into a status row.
+    static func observe(_ container: ContainerInfo?, into status: inout BotStatus) {
+        guard let container else {
+            status.containerId = nil
+            status.actualState = "absent"
+            status.exitCode = nil
+            return
+        }
+        if status.containerId != container.id {
+            status.startedAt = nil
+            status.finishedAt = nil
+            status.appliedSpec = nil
+        }
+        status.containerId = container.id
+        status.actualState = container.state.rawValue
+        status.exitCode = container.state == .exited || container.state == .restarting || container.state == .dead ? container.exitCode : nil
+        status.specHash = container.specHash ?? status.specHash
+    }
+
+    static func setError(_ code: ContainerError.Code, _ message: String, on status: inout BotStatus, botId: String, action: String,
+                         input: PlannerInput, plan: inout Plan) {
+        if status.lastErrorCode != code.rawValue || status.lastErrorMessage != message {
+            status.lastErrorAt = input.now
+            plan.events.append(BotEvent(at: input.now, botId: botId, action: action, result: "error", errorCode: code.rawValue, message: message))
+        }
+        status.lastErrorCode = code.rawValue
+        status.lastErrorMessage = message
+        status.nextAttemptAt = nil
+    }
+
+    /// Adds the status row to the plan only if it differs from the stored one.
+    static func commit(_ status: BotStatus, input: PlannerInput, into plan: inout Plan) {
+        if let prior = input.statuses[status.botId], prior.sameObservation(as: status) { return }
+        var updated = status
+        updated.lastReconciledAt = input.now
+        plan.statusUpdates.append(updated)
+    }
+
+    static func format(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+}

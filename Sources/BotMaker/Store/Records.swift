@@ -1,0 +1,143 @@
+import Foundation
+import GRDB
+
+/// Desired states a bot row can declare.
+public enum DesiredState: String, Sendable, Codable, CaseIterable {
+    case running, stopped, absent
+}
+
+/// One `bots` row exactly as stored. Every field is read defensively: rows written by hand
+/// with the `sqlite3` shell may hold anything the CHECK constraints let through.
+public struct BotRow: Sendable, Equatable {
+    public var id: String
+    public var image: String?
+    /// Raw JSON text.
+    public var environment: String?
+    /// Raw JSON text or nil.
+    public var command: String?
+    public var desiredState: String?
+    public var restartRequestedAt: String?
+    public var generation: Int64
+    public var createdAt: String?
+    public var updatedAt: String?
+
+    public init(id: String, image: String?, environment: String? = "[]", command: String? = nil, desiredState: String? = "running",
+                restartRequestedAt: String? = nil, generation: Int64 = 1, createdAt: String? = nil, updatedAt: String? = nil) {
+        self.id = id
+        self.image = image
+        self.environment = environment
+        self.command = command
+        self.desiredState = desiredState
+        self.restartRequestedAt = restartRequestedAt
+        self.generation = generation
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    init(row: Row) {
+        func text(_ column: String) -> String? {
+            let value: DatabaseValue = row[column]
+            switch value.storage {
+            case .string(let s): return s
+            case .int64(let i): return String(i)
+            case .double(let d): return String(d)
+            case .blob(let b): return String(decoding: b, as: UTF8.self)
+            case .null: return nil
+            }
+        }
+        id = text("id") ?? ""
+        image = text("image")
+        environment = text("environment")
+        command = text("command")
+        desiredState = text("desired_state")
+        restartRequestedAt = text("restart_requested_at")
+        let generationValue: DatabaseValue = row["generation"]
+        generation = Int64.fromDatabaseValue(generationValue) ?? 0
+        createdAt = text("created_at")
+        updatedAt = text("updated_at")
+    }
+}
+
+/// A `bot_status` row: what the reconciler last observed and did for a bot.
+public struct BotStatus: Sendable, Equatable, Codable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "bot_status"
+
+    public var botId: String
+    public var observedGeneration: Int64?
+    public var containerId: String?
+    public var actualState: String?
+    public var exitCode: Int?
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    public var specHash: String?
+    public var appliedSpec: String?
+    public var lastAction: String?
+    public var lastActionAt: Date?
+    public var restartObservedAt: String?
+    public var lastErrorCode: String?
+    public var lastErrorMessage: String?
+    public var lastErrorAt: Date?
+    public var failedGeneration: Int64?
+    public var failureCount: Int = 0
+    public var nextAttemptAt: Date?
+    public var lastReconciledAt: Date?
+
+    public init(botId: String) {
+        self.botId = botId
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case botId = "bot_id", observedGeneration = "observed_generation", containerId = "container_id"
+        case actualState = "actual_state", exitCode = "exit_code", startedAt = "started_at", finishedAt = "finished_at"
+        case specHash = "spec_hash", appliedSpec = "applied_spec", lastAction = "last_action", lastActionAt = "last_action_at"
+        case restartObservedAt = "restart_observed_at", lastErrorCode = "last_error_code"
+        case lastErrorMessage = "last_error_message", lastErrorAt = "last_error_at", failedGeneration = "failed_generation"
+        case failureCount = "failure_count", nextAttemptAt = "next_attempt_at", lastReconciledAt = "last_reconciled_at"
+    }
+
+    /// The fields a pass compares to decide whether a write is needed (times of the write itself excluded).
+    public func sameObservation(as other: BotStatus) -> Bool {
+        var a = self, b = other
+        a.lastReconciledAt = nil
+        b.lastReconciledAt = nil
+        a.lastErrorAt = nil
+        b.lastErrorAt = nil
+        // Start/finish times come from inspect only; a list-only pass does not know them.
+        a.startedAt = nil
+        b.startedAt = nil
+        a.finishedAt = nil
+        b.finishedAt = nil
+        return a == b
+    }
+}
+
+/// A `bot_events` row: one action or error, append-only.
+public struct BotEvent: Sendable, Equatable, Codable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "bot_events"
+
+    public var id: Int64?
+    public var at: Date
+    public var botId: String
+    public var action: String
+    /// `ok` or `error`.
+    public var result: String
+    public var errorCode: String?
+    public var message: String?
+
+    public init(at: Date, botId: String, action: String, result: String, errorCode: String? = nil, message: String? = nil) {
+        self.at = at
+        self.botId = botId
+        self.action = action
+        self.result = result
+        self.errorCode = errorCode
+        self.message = message
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, at, botId = "bot_id", action, result, errorCode = "error_code", message
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import GRDB
+
+/// Why the store refused to open or to change.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The desired-state store: one SQLite file, migrated from `migrations/*.sql` (embedded in the binary).
+/// WAL journal, a busy timeout so a writer holding the lock for a while only delays us, foreign keys on.
+public struct Store: Sendable {
+    /// How the store opens its file.
+    public struct Options: Sendable {
+        /// Read-only: for dry runs and `status`. Never migrates; refuses a database that needs it.
+        public var readOnly = false
+        /// How long to wait for another connection's lock before failing.
+        public var busyTimeout: TimeInterval = 30
+        public init(readOnly: Bool = false, busyTimeout: TimeInterval = 30) {
+            self.readOnly = readOnly
+            self.busyTimeout = busyTimeout
+        }
+    }
+
+    public let path: String
+    let writer: any DatabaseWriter
+
+    /// Opens (and unless read-only, creates and migrates) the database at `path`.
+    public static func open(path: String, options: Options = .init()) throws -> Store {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(options.busyTimeout)
+        configuration.readonly = options.readOnly
+        configuration.label = "botmaker.store"
+        if options.readOnly && !FileManager.default.fileExists(atPath: path) {
+            throw StoreError("no database at \(path); create it with `botmaker migrate`")
+        }
+        if !options.readOnly {
+            configuration.journalMode = .wal
+        }
+        let queue: DatabaseQueue
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+        } catch {
+            throw StoreError("cannot open database \(path): \(Self.describe(error))")
+        }
+        let store = Store(path: path, writer: queue)
+        try store.checkSchema(migrating: !options.readOnly)
+        return store
+    }
+
+    /// The identifiers of the migrations this binary knows, in order.
+    public static var knownMigrations: [String] { embeddedMigrations.map(\.id) }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        for migration in embeddedMigrations {
+            migrator.registerMigration(migration.id) { db in
+                try db.execute(sql: migration.sql)
+            }
+        }
+        return migrator
+    }
+
+    private func checkSchema(migrating: Bool) throws {
+        let migrator = Self.migrator
+        do {
+            let (superseded, applied) = try writer.read { db in
+                (try migrator.hasBeenSuperseded(db), try migrator.appliedIdentifiers(db))
+            }
+            if superseded {
+                let unknown = applied.subtracting(Self.knownMigrations).sorted()
+                throw StoreError(
+                    "database \(path) has migrations this botmaker does not know (\(unknown.joined(separator: ", "))); "
+                        + "it was written by a newer version and is left unchanged")
+            }
+            let pending = Self.knownMigrations.filter { !applied.contains($0) }
+            if !pending.isEmpty {
+                guard migrating else {
+                    throw StoreError("database \(path) needs migrations \(pending.joined(separator: ", ")); run `botmaker migrate`")
+                }
+                try migrator.migrate(writer)
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError("cannot migrate database \(path): \(Self.describe(error))")
+        }
+    }
+
+    /// The applied migration identifiers, in order.
+    public func appliedMigrations() throws -> [String] {
+        try writer.read { db in try Self.migrator.appliedMigrations(db) }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let db = error as? DatabaseError {
+            return db.message ?? "\(db.resultCode)"
+        }
+        return "\(error)"
+    }
+
+    /// Runs `body` in a read transaction.
+    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try writer.read(body)
+    }
+
+    /// Runs `body` in an immediate write transaction.
+    public func write<T>(_ body: (Database) throws -> T) throws -> T {
+        try writer.write(body)
+    }
+}
+
+/// Everything a pass reads from the store, in one transaction.
+public struct StoreSnapshot: Sendable {
+    public var bots: [BotRow]
+    public var statuses: [String: BotStatus]
+}
+
+extension Store {
+    /// All bot rows and status rows, read in one transaction.
+    public func snapshot() throws -> StoreSnapshot {
+        try read { db in
+            let bots = try Row.fetchAll(db, sql: "SELECT * FROM bots ORDER BY id").map(BotRow.init(row:))
+            let statuses = try BotStatus.fetchAll(db)
+            return StoreSnapshot(bots: bots, statuses: Dictionary(statuses.map { ($0.botId, $0) }, uniquingKeysWith: { a, _ in a }))
+        }
+    }
+
+    /// Writes status rows (for bots whose row still exists) and events, in one transaction.
+    public func record(statuses: [BotStatus], events: [BotEvent]) throws {
+        guard !statuses.isEmpty || !events.isEmpty else { return }
+        try write { db in
+            for status in statuses {
+                let exists = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM bots WHERE id = ?)", arguments: [status.botId]) ?? false
+                if exists { try status.upsert(db) }
+            }
+            for event in events { try event.insert(db) }
+        }
+    }
+
+    /// The newest events, newest first.
+    public func recentEvents(botId: String? = nil, limit: Int = 50) throws -> [BotEvent] {
+        try read { db in
+            var request = BotEvent.order(Column("id").desc).limit(limit)
+            if let botId { request = request.filter(Column("bot_id") == botId) }
+            return try request.fetchAll(db)
+        }
+    }
+}

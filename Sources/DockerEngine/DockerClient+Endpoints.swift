@@ -1,0 +1,96 @@
+import Foundation
+import NIOHTTP1
+
+extension DockerClient {
+    /// `GET /version`.
+    public func version() async throws(DockerEngineError) -> VersionInfo {
+        let response = try await send(.GET, "/version", operation: "version", deadline: deadlines.short)
+        try response.expectSuccess()
+        return try response.decode(VersionInfo.self)
+    }
+
+    /// `GET /containers/json`. `filters` is Docker's filter map, e.g. `["label": ["botmaker.managed=true"]]`.
+    public func listContainers(all: Bool = true, filters: [String: [String]] = [:]) async throws(DockerEngineError) -> [ContainerSummary] {
+        var query = [("all", all ? "1" : "0")]
+        if !filters.isEmpty { query.append(("filters", Self.filtersJSON(filters))) }
+        let response = try await send(.GET, "/containers/json", query: query, operation: "containers.list", deadline: deadlines.short)
+        try response.expectSuccess()
+        return try response.decode([ContainerSummary].self)
+    }
+
+    /// `POST /containers/create?name=…`; returns the new container's id.
+    public func createContainer(name: String, _ request: ContainerCreateRequest) async throws(DockerEngineError) -> ContainerCreateResponse {
+        let body: Data
+        do { body = try JSONEncoder().encode(request) } catch {
+            throw .decoding(operation: "containers.create", reason: "cannot encode request: \(error)")
+        }
+        let response = try await send(
+            .POST, "/containers/create", query: [("name", name)], body: body,
+            operation: "containers.create", deadline: deadlines.medium)
+        try response.expectSuccess()
+        return try response.decode(ContainerCreateResponse.self)
+    }
+
+    /// `POST /containers/{id}/start`. Returns false when it was already running (304).
+    @discardableResult
+    public func startContainer(_ id: String) async throws(DockerEngineError) -> Bool {
+        let response = try await send(.POST, "/containers/\(Self.segment(id))/start", operation: "containers.start", deadline: deadlines.medium)
+        try response.expectSuccess(allowing: [304])
+        return response.status != 304
+    }
+
+    /// `POST /containers/{id}/stop?t=…`. Returns false when it was already stopped (304).
+    @discardableResult
+    public func stopContainer(_ id: String, timeoutSeconds: Int) async throws(DockerEngineError) -> Bool {
+        let response = try await send(
+            .POST, "/containers/\(Self.segment(id))/stop", query: [("t", String(timeoutSeconds))],
+            operation: "containers.stop", deadline: Double(timeoutSeconds) + deadlines.stopMargin)
+        try response.expectSuccess(allowing: [304])
+        return response.status != 304
+    }
+
+    /// `POST /containers/{id}/restart?t=…`.
+    public func restartContainer(_ id: String, timeoutSeconds: Int) async throws(DockerEngineError) {
+        let response = try await send(
+            .POST, "/containers/\(Self.segment(id))/restart", query: [("t", String(timeoutSeconds))],
+            operation: "containers.restart", deadline: Double(timeoutSeconds) + deadlines.stopMargin)
+        try response.expectSuccess()
+    }
+
+    /// `DELETE /containers/{id}`.
+    public func removeContainer(_ id: String, force: Bool = false) async throws(DockerEngineError) {
+        let response = try await send(
+            .DELETE, "/containers/\(Self.segment(id))", query: [("force", force ? "1" : "0")],
+            operation: "containers.remove", deadline: deadlines.medium)
+        try response.expectSuccess()
+    }
+
+    /// `GET /containers/{id}/json`. Docker resolves names, then unique id prefixes: callers check `name`.
+    public func inspectContainer(_ idOrName: String) async throws(DockerEngineError) -> ContainerInspect {
+        let response = try await send(.GET, "/containers/\(Self.segment(idOrName))/json", operation: "containers.inspect", deadline: deadlines.short)
+        try response.expectSuccess()
+        return try response.decode(ContainerInspect.self)
+    }
+
+    /// `GET /images/{name}/json`.
+    public func inspectImage(_ name: String) async throws(DockerEngineError) -> ImageInspect {
+        let response = try await send(.GET, "/images/\(Self.segment(name))/json", operation: "images.inspect", deadline: deadlines.short)
+        try response.expectSuccess()
+        return try response.decode(ImageInspect.self)
+    }
+
+    /// `GET /events` as an async sequence of decoded events. It has no idle timeout and ends when
+    /// the consuming task is cancelled or the daemon closes the stream.
+    public func events(filters: [String: [String]] = [:], since: Date? = nil) -> DockerEventStream {
+        var query: [(String, String)] = []
+        if !filters.isEmpty { query.append(("filters", Self.filtersJSON(filters))) }
+        if let since { query.append(("since", String(format: "%.9f", since.timeIntervalSince1970))) }
+        return DockerEventStream(client: self, query: query)
+    }
+
+    static func filtersJSON(_ filters: [String: [String]]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(filters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}

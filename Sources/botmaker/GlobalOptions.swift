@@ -1,0 +1,81 @@
+import ArgumentParser
+import BotMaker
+import DockerEngine
+import Foundation
+import Logging
+
+/// Options every subcommand takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("SQLite database path (env BOTMAKER_DB).", valueName: "path"))
+    var db: String?
+
+    @Option(name: .long, help: ArgumentHelp("Docker daemon: unix:///path or tcp://host:port (env DOCKER_HOST).", valueName: "url"))
+    var dockerHost: String?
+
+    @Option(name: .long, help: ArgumentHelp("Root of the per-bot secrets directories (env BOTMAKER_SECRETS_DIR; default ./secrets).", valueName: "dir"))
+    var secretsDir: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .warning
+
+    @Option(name: .long, help: "Log format: text or json.")
+    var logFormat: LogFormat = .text
+
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
+    var databasePath: String {
+        db ?? ProcessInfo.processInfo.environment["BOTMAKER_DB"].flatMap { $0.isEmpty ? nil : $0 } ?? "./botmaker.db"
+    }
+
+    func bootstrapLogging() {
+        let level = logLevel
+        let format = logFormat
+        LoggingBootstrap.once {
+            LoggingSystem.bootstrap { label in
+                var handler: any LogHandler = format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        }
+    }
+
+    func openStore(readOnly: Bool = false) throws -> Store {
+        bootstrapLogging()
+        do {
+            return try Store.open(path: databasePath, options: .init(readOnly: readOnly))
+        } catch {
+            throw CLIError("\(error)")
+        }
+    }
+
+    func secrets() -> SecretsManager {
+        SecretsManager(root: SecretsManager.getSecretsRoot(option: secretsDir))
+    }
+
+    func dockerHostValue() throws -> DockerHost {
+        do {
+            return try DockerHost(parsing: dockerHost ?? ProcessInfo.processInfo.environment["DOCKER_HOST"])
+        } catch {
+            throw CLIError(error.description)
+        }
+    }
+}
+
+enum LoggingBootstrap {
+    nonisolated(unsafe) private static var done = false
+    static func once(_ body: () -> Void) {
+        guard !done else { return }
+        done = true
+        body()
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// A one-line error for the user; ArgumentParser prints it on stderr and exits non-zero.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

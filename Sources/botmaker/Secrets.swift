@@ -1,0 +1,63 @@
+import ArgumentParser
+import BotMaker
+import Foundation
+
+extension Botmaker {
+    struct Secrets: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Manage a bot's secret files, mounted read-only at /run/secrets in its container.",
+            discussion: "Values are read from standard input, never from arguments, and never printed.",
+            subcommands: [SetSecret.self, ListSecrets.self, RemoveSecret.self])
+    }
+}
+
+extension Botmaker.Secrets {
+    struct SetSecret: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set", abstract: "Write a secret from standard input (e.g. `printf %s \"$TOKEN\" | botmaker secrets set bot1 API_TOKEN`).")
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Bot id.") var id: String
+        @Argument(help: "Secret name: A-Z, 0-9 and _, up to 64 characters.") var name: String
+
+        func run() async throws {
+            let value = FileHandle.standardInput.readDataToEndOfFile()
+            do {
+                try global.secrets().set(botId: id, name: name, value: value)
+            } catch {
+                throw CLIError(error.message)
+            }
+            print("secret \(name) set for bot \(id) (\(value.count) bytes)")
+        }
+    }
+
+    struct ListSecrets: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List a bot's secret names (never values).")
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Bot id.") var id: String
+
+        func run() async throws {
+            do {
+                for name in try global.secrets().list(botId: id) { print(name) }
+            } catch {
+                throw CLIError(error.message)
+            }
+        }
+    }
+
+    struct RemoveSecret: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove one of a bot's secrets.")
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Bot id.") var id: String
+        @Argument(help: "Secret name.") var name: String
+
+        func run() async throws {
+            let removed: Bool
+            do { removed = try global.secrets().remove(botId: id, name: name) } catch { throw CLIError(error.message) }
+            guard removed else { throw CLIError("bot \(id) has no secret \(name)") }
+            print("secret \(name) removed from bot \(id)")
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import BotMaker
+import Foundation
+
+extension Botmaker {
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show each bot's desired and actual state, last action and last error (from the database).")
+
+        @OptionGroup var global: GlobalOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let store = try global.openStore(readOnly: true)
+            let bots = try store.listBots().map(BotStatusView.init)
+            if json {
+                print(Output.json(bots))
+                return
+            }
+            if bots.isEmpty { print("no bots"); return }
+            var rows = [["ID", "DESIRED", "ACTUAL", "CONTAINER", "LAST ACTION", "ERROR", "NEXT ATTEMPT"]]
+            for bot in bots {
+                rows.append([
+                    bot.id, bot.desiredState ?? "?", bot.actualState ?? "-", bot.containerId.map { String($0.prefix(12)) } ?? "-",
+                    bot.lastAction.map { "\($0) \(bot.lastActionAt.map(Self.format) ?? "")" } ?? "-",
+                    bot.lastErrorCode.map { "\($0): \(bot.lastErrorMessage ?? "")" } ?? "-",
+                    bot.nextAttemptAt.map(Self.format) ?? "-",
+                ])
+            }
+            print(Output.table(rows))
+        }
+
+        static func format(_ date: Date) -> String {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime]
+            return formatter.string(from: date)
+        }
+    }
+}
+
+/// One bot as `status --json` shows it.
+struct BotStatusView: Encodable {
+    var id: String
+    var desiredState: String?
+    var actualState: String?
+    var generation: Int64
+    var observedGeneration: Int64?
+    var containerId: String?
+    var exitCode: Int?
+    var lastAction: String?
+    var lastActionAt: Date?
+    var lastErrorCode: String?
+    var lastErrorMessage: String?
+    var lastErrorAt: Date?
+    var failureCount: Int
+    var nextAttemptAt: Date?
+    var lastReconciledAt: Date?
+
+    init(_ listing: BotListing) {
+        id = listing.row.id
+        desiredState = listing.row.desiredState
+        generation = listing.row.generation
+        let status = listing.status
+        actualState = status?.actualState
+        observedGeneration = status?.observedGeneration
+        containerId = status?.containerId
+        exitCode = status?.exitCode
+        lastAction = status?.lastAction
+        lastActionAt = status?.lastActionAt
+        lastErrorCode = status?.lastErrorCode
+        lastErrorMessage = status?.lastErrorMessage
+        lastErrorAt = status?.lastErrorAt
+        failureCount = status?.failureCount ?? 0
+        nextAttemptAt = status?.nextAttemptAt
+        lastReconciledAt = status?.lastReconciledAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, desiredState = "desired_state", actualState = "actual_state", generation, observedGeneration = "observed_generation"
+        case containerId = "container_id", exitCode = "exit_code", lastAction = "last_action", lastActionAt = "last_action_at"
+        case lastErrorCode = "last_error_code", lastErrorMessage = "last_error_message", lastErrorAt = "last_error_at"
+        case failureCount = "failure_count", nextAttemptAt = "next_attempt_at", lastReconciledAt = "last_reconciled_at"
+    }
+}

@@ -1,0 +1,73 @@
+# Shared helpers for botmaker's scripts. Source it; do not run it.
+# Installs what the project needs on a fresh Debian machine, starts a Docker
+# engine when none answers, and builds the local test image.
+
+BOTMAKER_TEST_IMAGE="${BOTMAKER_TEST_IMAGE:-botmaker-test/busybox:latest}"
+export BOTMAKER_TEST_IMAGE
+STARTED_DOCKERD_PID=""
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+need_root_apt() {
+    local missing=()
+    command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+    dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+    [ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
+    command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+docker_answers() {
+    curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://localhost/_ping >/dev/null 2>&1
+}
+
+# Starts dockerd when no engine answers; records its pid in STARTED_DOCKERD_PID.
+ensure_dockerd() {
+    if [ -n "${DOCKER_HOST:-}" ] && [ "${DOCKER_HOST}" != "unix:///var/run/docker.sock" ]; then
+        docker version >/dev/null 2>&1 && return 0
+        log "DOCKER_HOST=$DOCKER_HOST does not answer"; return 1
+    fi
+    if docker_answers; then return 0; fi
+    log "starting dockerd"
+    # A stale pid file from an engine that died stops a new one from starting.
+    [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null && rm -f /var/run/docker.pid
+    nohup dockerd >/tmp/botmaker-dockerd.log 2>&1 &
+    STARTED_DOCKERD_PID=$!
+    for _ in $(seq 1 120); do
+        docker_answers && { log "dockerd is up (pid $STARTED_DOCKERD_PID)"; return 0; }
+        kill -0 "$STARTED_DOCKERD_PID" 2>/dev/null || { tail -20 /tmp/botmaker-dockerd.log >&2; return 1; }
+        sleep 0.5
+    done
+    log "dockerd did not answer within 60 s"; tail -20 /tmp/botmaker-dockerd.log >&2
+    return 1
+}
+
+stop_started_dockerd() {
+    if [ -n "$STARTED_DOCKERD_PID" ]; then
+        log "stopping the dockerd this script started"
+        kill "$STARTED_DOCKERD_PID" 2>/dev/null || true
+        for _ in $(seq 1 60); do kill -0 "$STARTED_DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
+    fi
+}
+
+# A tiny image from Debian's static busybox: no registry needed.
+ensure_test_image() {
+    if docker image inspect "$BOTMAKER_TEST_IMAGE" >/dev/null 2>&1; then return 0; fi
+    log "building $BOTMAKER_TEST_IMAGE from busybox-static"
+    local root; root=$(mktemp -d)
+    mkdir -p "$root/bin" "$root/tmp" "$root/run/secrets" "$root/etc"
+    cp /bin/busybox "$root/bin/busybox"
+    for applet in sh sleep cat ls echo true false touch test env id kill; do ln -s busybox "$root/bin/$applet"; done
+    echo 'root:x:0:0:root:/:/bin/sh' > "$root/etc/passwd"
+    tar -C "$root" -c . | docker import \
+        --change 'ENV PATH=/bin' \
+        --change 'CMD ["sh", "-c", "trap \"exit 0\" TERM; while true; do sleep 1 & wait $!; done"]' \
+        - "$BOTMAKER_TEST_IMAGE" >/dev/null
+    rm -rf "$root"
+}
