@@ -63,6 +63,12 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["BotMaker", "DockerEngine", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport",
+            swiftSettings: upcoming
+        ),
         .testTarget(
             name: "DockerEngineTests",
             dependencies: ["DockerEngine"],
@@ -70,12 +76,12 @@ let package = Package(
         ),
         .testTarget(
             name: "BotMakerTests",
-            dependencies: ["BotMaker", "DockerEngine", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BotMaker", "DockerEngine", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: upcoming
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["BotMaker", "DockerEngine", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
+            dependencies: ["BotMaker", "DockerEngine", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")],
             swiftSettings: upcoming
         ),
     ]

@@ -37,7 +37,13 @@ public struct Store: Sendable {
             throw StoreError("no database at \(path); create it with `botmaker migrate`")
         }
         if !options.readOnly {
-            configuration.journalMode = .wal
+            // Not GRDB's `journalMode = .wal`: that creates and drops a table on every open, a write
+            // that would wake every `data_version` poller and change the file on a no-op pass.
+            configuration.prepareDatabase { db in
+                if try String.fetchOne(db, sql: "PRAGMA journal_mode") != "wal" {
+                    try db.execute(sql: "PRAGMA journal_mode = WAL")
+                }
+            }
         }
         let queue: DatabaseQueue
         do {

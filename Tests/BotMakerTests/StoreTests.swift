@@ -1,0 +1,162 @@
+@testable import BotMaker
+import Foundation
+import GRDB
+import Testing
+import TestSupport
+
+@Suite struct StoreTests {
+    @Test func freshDatabaseGetsEveryMigrationAndReopeningAppliesNothing() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("bots.db")
+        do {
+            let store = try Store.open(path: path)
+            #expect(try store.appliedMigrations() == Store.knownMigrations)
+            #expect(Store.knownMigrations == ["0001_init", "0002_recent_events"])
+            let mode = try store.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+            #expect(mode == "wal")
+            try store.addBot(id: "a", changes: BotChanges(image: "img:1"))
+        }
+        let before = try fileChecksum(path)
+        // Opening a current database writes nothing (regression: GRDB's WAL set-up wrote on every open).
+        _ = try Store.open(path: path)
+        _ = try Store.open(path: path)
+        #expect(try fileChecksum(path) == before)
+        let walSize = (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int ?? 0
+        #expect(walSize == 0)
+    }
+
+    @Test func databaseAtMigrationOneUpgradesWithRowsIntact() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("old.db")
+        // Build a database as the first release left it.
+        let queue = try DatabaseQueue(path: path)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("0001_init") { db in try db.execute(sql: embeddedMigrations[0].sql) }
+        try migrator.migrate(queue)
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO bots (id, image, environment) VALUES ('keep', 'img:1', '[\"A=1\"]')")
+            try db.execute(sql: "INSERT INTO bot_events (bot_id, action, result) VALUES ('keep', 'create', 'ok')")
+        }
+        try queue.close()
+        let store = try Store.open(path: path)
+        #expect(try store.appliedMigrations() == Store.knownMigrations)
+        let row = try #require(try store.bot(id: "keep"))
+        #expect(row.environment == #"["A=1"]"#)
+        #expect(try store.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM bot_recent_events") } == 1)
+    }
+
+    @Test func unknownLaterMigrationIsRefusedAndFileUnchanged() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("future.db")
+        _ = try Store.open(path: path)
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('0099_from_the_future')") }
+        try queue.close()
+        let before = try fileChecksum(path)
+        #expect {
+            _ = try Store.open(path: path)
+        } throws: { error in
+            "\(error)".contains("0099_from_the_future") && "\(error)".contains("newer version")
+        }
+        #expect(try fileChecksum(path) == before)
+    }
+
+    @Test func readOnlyOpenRefusesAMissingOrOutdatedDatabase() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        #expect(throws: StoreError.self) { try Store.open(path: dir.file("none.db"), options: .init(readOnly: true)) }
+        #expect(!FileManager.default.fileExists(atPath: dir.file("none.db")))
+    }
+
+    /// The CHECK constraints refuse bad edits made with the plain sqlite3 shell.
+    @Test(arguments: [
+        "INSERT INTO bots (id, image) VALUES ('../etc', 'img')",
+        "INSERT INTO bots (id, image) VALUES ('Bad_Id', 'img')",
+        "INSERT INTO bots (id, image) VALUES ('-x', 'img')",
+        "INSERT INTO bots (id, image) VALUES ('x-', 'img')",
+        "INSERT INTO bots (id, image) VALUES ('\(String(repeating: "a", count: 64))', 'img')",
+        "INSERT INTO bots (id, image) VALUES ('', 'img')",
+        "INSERT INTO bots (id, image) VALUES (x'6162', 'img')",
+        "INSERT INTO bots (id, image, desired_state) VALUES ('ok', 'img', 'paused')",
+        "INSERT INTO bots (id, image, environment) VALUES ('ok', 'img', 'not json')",
+        "INSERT INTO bots (id, image, environment) VALUES ('ok', 'img', '{\"A\":\"1\"}')",
+        "INSERT INTO bots (id, image) VALUES ('ok', '   ')",
+        "INSERT INTO bots (id, image, command) VALUES ('ok', 'img', '\"sh\"')",
+    ])
+    func sqliteShellRefusesBadRows(_ sql: String) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("bots.db")
+        _ = try Store.open(path: path)
+        let output = try runProcess(["sqlite3", path, sql])
+        #expect(output.status != 0)
+        #expect(output.stderr.contains("CHECK constraint failed"), "\(output.stderr)")
+        #expect(try runProcess(["sqlite3", path, "SELECT count(*) FROM bots"]).stdout == "0\n")
+    }
+
+    @Test func acceptedUpdateBumpsGenerationAndUpdatedAt() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("bots.db")
+        _ = try Store.open(path: path)
+        try runProcess(["sqlite3", path, "INSERT INTO bots (id, image, updated_at) VALUES ('a', 'img:1', '2020-01-01 00:00:00.000')"])
+        try runProcess(["sqlite3", path, "UPDATE bots SET environment = '[\"A=1\"]' WHERE id = 'a'"])
+        let after = try runProcess(["sqlite3", path, "SELECT generation, updated_at > '2020-01-01 00:00:00.000' FROM bots"]).stdout
+        #expect(after == "2|1\n")
+        // A no-op update of the spec does not bump the generation; a restart request does not either.
+        try runProcess(["sqlite3", path, "UPDATE bots SET environment = '[\"A=1\"]', restart_requested_at = datetime('now') WHERE id = 'a'"])
+        #expect(try runProcess(["sqlite3", path, "SELECT generation FROM bots"]).stdout == "2\n")
+        try runProcess(["sqlite3", path, "UPDATE bots SET desired_state = 'stopped' WHERE id = 'a'"])
+        #expect(try runProcess(["sqlite3", path, "SELECT generation FROM bots"]).stdout == "3\n")
+    }
+
+    @Test func deletingABotDeletesItsStatusButKeepsItsEvents() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try Store.open(path: dir.file("bots.db"))
+        try store.addBot(id: "a", changes: BotChanges(image: "img:1"))
+        try store.record(statuses: [BotStatus(botId: "a")], events: [BotEvent(at: Date(), botId: "a", action: "create", result: "ok")])
+        try store.deleteBot(id: "a")
+        #expect(try store.snapshot().statuses.isEmpty)
+        #expect(try store.recentEvents().count == 1)
+        // A status for a bot deleted meanwhile is dropped, not an error.
+        try store.record(statuses: [BotStatus(botId: "a")], events: [])
+        #expect(try store.snapshot().statuses.isEmpty)
+    }
+
+    @Test func eventRetentionBoundsTheTable() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try Store.open(path: dir.file("bots.db"))
+        try store.write { db in
+            for i in 0..<10_250 {
+                try db.execute(sql: "INSERT INTO bot_events (bot_id, action, result) VALUES (?, 'x', 'ok')", arguments: ["b\(i % 7)"])
+            }
+        }
+        let count = try store.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM bot_events") ?? 0 }
+        #expect(count <= 10_100)
+        #expect(count >= 10_000)
+    }
+
+    @Test func hostileRowsReadWithoutCrashing() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("bots.db")
+        let store = try Store.open(path: path)
+        // A NUL inside the id gets past the GLOB check (SQLite stops at NUL); validation catches it.
+        try runProcess(["sqlite3", path, "INSERT INTO bots (id, image, environment) VALUES (CAST(x'61002e2e2f657463' AS TEXT), 'img', '[1, \"A\", null]')"])
+        try runProcess(["sqlite3", path, "INSERT INTO bots (id, image, environment) VALUES ('ok', x'696d67', '[]')"])
+        let rows = try store.snapshot().bots
+        #expect(rows.count >= 1)
+        for row in rows {
+            _ = BotValidation.validate(row, secretsRoot: "/s")
+        }
+        let nul = rows.first { $0.id.utf8.contains(0) }
+        if let nul {
+            #expect(BotValidation.idProblem(nul.id) != nil)
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+
+/// The outcome of a finished child process.
+public struct ProcessOutput: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs a program to completion with optional stdin; output goes through temp files, so any size is fine.
+@discardableResult
+public func runProcess(_ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil,
+                       currentDirectory: String? = nil) throws -> ProcessOutput {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    if let environment {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    }
+    if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
+    let outURL = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("out-\(UUID().uuidString)")
+    let errURL = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("err-\(UUID().uuidString)")
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    defer {
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+    let outHandle = try FileHandle(forWritingTo: outURL)
+    let errHandle = try FileHandle(forWritingTo: errURL)
+    process.standardOutput = outHandle
+    process.standardError = errHandle
+    let input = Pipe()
+    process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+    try process.run()
+    if let stdin {
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try? input.fileHandleForWriting.close()
+    }
+    process.waitUntilExit()
+    try? outHandle.close()
+    try? errHandle.close()
+    return ProcessOutput(
+        status: process.terminationStatus,
+        stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+        stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+}
+
+/// The `botmaker` executable built beside the test bundle (override with `BOTMAKER_BIN`).
+public var botmakerBinary: String {
+    if let explicit = ProcessInfo.processInfo.environment["BOTMAKER_BIN"], !explicit.isEmpty { return explicit }
+    let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    var dir = testBinary.deletingLastPathComponent()
+    // On Linux the test runner is `<build>/debug/botmakerPackageTests.xctest`; on macOS a bundle inside it.
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("botmaker").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return "botmaker"
+}
+
+/// SHA-256 of a file's bytes (via `sha256sum`), to show a file was left unchanged.
+public func fileChecksum(_ path: String) throws -> String {
+    let output = try runProcess(["sha256sum", path])
+    return String(output.stdout.prefix(64))
+}
