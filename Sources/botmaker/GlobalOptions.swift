@@ -15,6 +15,9 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Root of the per-bot secrets directories (env BOTMAKER_SECRETS_DIR; default ./secrets).", valueName: "dir"))
     var secretsDir: String?
 
+    @Option(name: .long, help: ArgumentHelp("Instance name, when several botmaker databases share one Docker engine (env BOTMAKER_INSTANCE; default \"default\").", valueName: "name"))
+    var instance: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .warning
 
@@ -27,6 +30,14 @@ struct GlobalOptions: ParsableArguments {
 
     var databasePath: String {
         db ?? ProcessInfo.processInfo.environment["BOTMAKER_DB"].flatMap { $0.isEmpty ? nil : $0 } ?? "./botmaker.db"
+    }
+
+    var instanceName: String {
+        instance ?? ProcessInfo.processInfo.environment["BOTMAKER_INSTANCE"].flatMap { $0.isEmpty ? nil : $0 } ?? BotLabels.defaultInstance
+    }
+
+    func validate() throws {
+        if let problem = BotValidation.idProblem(instanceName) { throw ValidationError("--instance: \(problem)") }
     }
 
     func bootstrapLogging() {

@@ -24,11 +24,11 @@ struct ReconcileOptions: ParsableArguments {
         guard (0...3600).contains(stopGrace) else { throw ValidationError("--stop-grace must be between 0 and 3600") }
     }
 
-    func reconciler(store: Store, client: DockerClient, secrets: SecretsManager, logger: Logger) -> Reconciler {
+    func reconciler(store: Store, client: DockerClient, global: GlobalOptions, logger: Logger) -> Reconciler {
         Reconciler(
             store: store,
-            docker: DockerService(client: client, stopGraceSeconds: stopGrace, logger: logger),
-            secrets: secrets,
+            docker: DockerService(client: client, stopGraceSeconds: stopGrace, instance: global.instanceName, logger: logger),
+            secrets: global.secrets(),
             concurrency: concurrency,
             backoff: Backoff(base: backoffBase, cap: backoffCap),
             logger: logger)
@@ -62,7 +62,7 @@ extension Botmaker {
             let host = try global.dockerHostValue()
             let logger = Logger(label: "botmaker")
             let exitCode: Int32 = try await DockerClient.withClient(host: host, logger: logger) { client in
-                let reconciler = options.reconciler(store: store, client: client, secrets: global.secrets(), logger: logger)
+                let reconciler = options.reconciler(store: store, client: client, global: global, logger: logger)
                 let pass: Reconciler.PlannedPass
                 do {
                     pass = try await reconciler.plan()

@@ -3,18 +3,35 @@ import Foundation
 import Logging
 
 /// The Docker layer for bot containers. Containers are named `botmaker-<id>`, labelled
-/// `botmaker.managed=true` and `botmaker.bot-id=<id>`; a container without the managed
-/// label is never stopped, removed or restarted, whatever its name.
+/// `botmaker.managed=true`, `botmaker.bot-id=<id>` and `botmaker.instance=<instance>`; a container
+/// without the managed label (or owned by another instance) is never stopped, removed or restarted,
+/// whatever its name.
 public struct DockerService: Sendable {
     public let client: DockerClient
     /// Seconds Docker waits after SIGTERM before SIGKILL on stop and restart.
     public var stopGraceSeconds: Int
+    /// Several botmaker databases can share one engine; each owns only its instance's containers.
+    public var instance: String
     private let logger: Logger
 
-    public init(client: DockerClient, stopGraceSeconds: Int = 10, logger: Logger = Logger(label: "botmaker.docker")) {
+    public init(client: DockerClient, stopGraceSeconds: Int = 10, instance: String = BotLabels.defaultInstance,
+                logger: Logger = Logger(label: "botmaker.docker")) {
         self.client = client
         self.stopGraceSeconds = stopGraceSeconds
+        self.instance = instance
         self.logger = logger
+    }
+
+    /// True when the labels say this service's instance manages the container.
+    public func owns(_ labels: [String: String]) -> Bool {
+        labels[BotLabels.managed] == "true" && (labels[BotLabels.instance] ?? BotLabels.defaultInstance) == instance
+    }
+
+    private func notOwnedMessage(_ what: String, labels: [String: String]) -> String {
+        if labels[BotLabels.managed] == "true" {
+            return "\(what) belongs to botmaker instance \(labels[BotLabels.instance] ?? BotLabels.defaultInstance), not \(instance); it is left alone"
+        }
+        return "\(what) is not managed by botmaker (no \(BotLabels.managed)=true label); it is left alone"
     }
 
     public static func containerName(for botId: String) -> String {
@@ -36,6 +53,7 @@ public struct DockerService: Sendable {
                 BotLabels.managed: "true",
                 BotLabels.botId: botId,
                 BotLabels.specHash: config.specHash,
+                BotLabels.instance: instance,
             ],
             hostConfig: .init(
                 binds: [ContainerDefaults.secretsBind(config.secretsPath)],
@@ -51,8 +69,8 @@ public struct DockerService: Sendable {
         } catch {
             var wrapped = wrapDockerError(error, botId: botId)
             if wrapped.code == .alreadyExists, let holder = try? await client.inspectContainer(name),
-               holder.name == "/" + name, holder.config.labels[BotLabels.managed] != "true" {
-                wrapped.message = "\(name) is held by container \(holder.id.prefix(12)), which botmaker does not manage; it is left alone"
+               holder.name == "/" + name, !owns(holder.config.labels) {
+                wrapped.message = "\(name) is held by container \(holder.id.prefix(12)): " + notOwnedMessage("it", labels: holder.config.labels)
             }
             throw wrapped
         }
@@ -104,8 +122,8 @@ public struct DockerService: Sendable {
             throw wrapDockerError(error, botId: botId, fallback: .stopFailed)
         }
         guard inspected.id == id || inspected.id.hasPrefix(id) else { return }
-        guard inspected.config.labels[BotLabels.managed] == "true" else {
-            throw ContainerError(.notManaged, "container \(id.prefix(12)) is not managed by botmaker; it is left alone", botId: botId)
+        guard owns(inspected.config.labels) else {
+            throw ContainerError(.notManaged, notOwnedMessage("container \(id.prefix(12))", labels: inspected.config.labels), botId: botId)
         }
         try await removeManaged(id: inspected.id, botId: botId)
     }
@@ -133,11 +151,11 @@ public struct DockerService: Sendable {
         return Self.status(of: container)
     }
 
-    /// Every container labelled `botmaker.managed=true`, in all states.
+    /// Every container labelled `botmaker.managed=true` (of this instance), in all states.
     public func listManagedContainers() async throws(ContainerError) -> [ContainerInfo] {
         do {
             let summaries = try await client.listContainers(all: true, filters: ["label": ["\(BotLabels.managed)=true"]])
-            return summaries.compactMap(Self.managedInfo)
+            return summaries.compactMap(managedInfo)
         } catch {
             throw wrapDockerError(error, botId: nil, fallback: .startFailed)
         }
@@ -153,7 +171,7 @@ public struct DockerService: Sendable {
         }
         var observed = ObservedContainers()
         for summary in summaries {
-            if let info = Self.managedInfo(summary) {
+            if let info = managedInfo(summary) {
                 observed.managed.append(info)
             } else if summary.name.hasPrefix(ContainerDefaults.namePrefix) {
                 observed.foreignNames[summary.name] = summary.id
@@ -164,8 +182,8 @@ public struct DockerService: Sendable {
 
     // MARK: - Helpers
 
-    static func managedInfo(_ summary: ContainerSummary) -> ContainerInfo? {
-        guard summary.labels[BotLabels.managed] == "true" else { return nil }
+    func managedInfo(_ summary: ContainerSummary) -> ContainerInfo? {
+        guard owns(summary.labels) else { return nil }
         let name = summary.name
         let botId = summary.labels[BotLabels.botId]
             ?? (name.hasPrefix(ContainerDefaults.namePrefix) ? String(name.dropFirst(ContainerDefaults.namePrefix.count)) : name)
@@ -201,11 +219,8 @@ public struct DockerService: Sendable {
             throw wrapDockerError(error, botId: botId, fallback: fallback)
         }
         guard container.name == "/" + name else { return nil }
-        guard container.config.labels[BotLabels.managed] == "true" else {
-            throw ContainerError(
-                .notManaged,
-                "\(name) (\(container.id.prefix(12))) is not managed by botmaker (no \(BotLabels.managed)=true label); it is left alone",
-                botId: botId)
+        guard owns(container.config.labels) else {
+            throw ContainerError(.notManaged, notOwnedMessage("\(name) (\(container.id.prefix(12)))", labels: container.config.labels), botId: botId)
         }
         return container
     }
@@ -221,7 +236,7 @@ public struct DockerService: Sendable {
 /// What one list call saw: our containers, and names in our namespace held by containers we don't manage.
 public struct ObservedContainers: Sendable, Equatable {
     public var managed: [ContainerInfo] = []
-    /// Container name → id, for unmanaged containers whose name starts with `botmaker-`.
+    /// Container name → id, for containers we don't own whose name starts with `botmaker-`.
     public var foreignNames: [String: String] = [:]
 
     public init(managed: [ContainerInfo] = [], foreignNames: [String: String] = [:]) {

@@ -88,7 +88,7 @@ public enum Planner {
             switch bot.desiredState {
             case .running:
                 if let holder = input.observed.foreignNames[name] {
-                    return .blocked(.alreadyExists, "\(name) is held by container \(holder.prefix(12)), which botmaker does not manage")
+                    return .blocked(.alreadyExists, "\(name) is held by container \(holder.prefix(12)), which this botmaker instance does not manage")
                 }
                 return .act(.create, "no container")
             case .stopped, .absent:

@@ -88,4 +88,7 @@ public enum BotLabels {
     public static let managed = "botmaker.managed"
     public static let botId = "botmaker.bot-id"
     public static let specHash = "botmaker.spec-hash"
+    /// Which botmaker (database) owns the container; absent means `default`.
+    public static let instance = "botmaker.instance"
+    public static let defaultInstance = "default"
 }

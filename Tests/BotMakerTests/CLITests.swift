@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The `botmaker` executable end to end on a temp database (no Docker needed).
+@Suite struct CLITests {
+    struct Env {
+        let dir: TemporaryDirectory
+        var db: String { dir.file("bots.db") }
+        func run(_ arguments: [String], stdin: String? = nil) throws -> ProcessOutput {
+            try runProcess([botmakerBinary] + arguments + ["--db", db, "--secrets-dir", dir.file("secrets")], stdin: stdin)
+        }
+    }
+
+    func withEnv(_ body: (Env) throws -> Void) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try body(Env(dir: dir))
+    }
+
+    @Test func addSetListRemove() throws {
+        try withEnv { env in
+            #expect(try env.run(["migrate"]).stdout.contains("schema 0002_recent_events"))
+            let add = try env.run(["bot", "add", "alpha", "--image", "img:1", "--env", "A=1", "--env", "TOKEN=hunter2"])
+            #expect(add.status == 0, "\(add.stderr)")
+            #expect(try env.run(["bot", "add", "beta", "--image", "img:2", "--state", "stopped", "--command", #"["sh","-c","sleep 1"]"#]).status == 0)
+            #expect(try env.run(["bot", "set", "alpha", "--image", "img:3", "--env", "B=2"]).status == 0)
+            #expect(try env.run(["bot", "restart", "alpha"]).status == 0)
+
+            let text = try env.run(["bot", "ls"])
+            #expect(text.status == 0)
+            #expect(text.stdout.contains("alpha"))
+            #expect(text.stdout.contains("img:3"))
+            #expect(!text.stdout.contains("hunter2"))
+
+            let json = try env.run(["bot", "ls", "--json"])
+            let bots = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+            #expect(bots.map { $0["id"] as? String } == ["alpha", "beta"])
+            #expect(bots[0]["environment_keys"] as? [String] == ["B"])
+            #expect(bots[0]["generation"] as? Int == 2)
+            #expect(bots[0]["restart_requested_at"] is String)
+            #expect(bots[1]["desired_state"] as? String == "stopped")
+            #expect(bots[1]["command"] as? [String] == ["sh", "-c", "sleep 1"])
+
+            #expect(try env.run(["bot", "rm", "beta"]).status == 0)
+            #expect(try env.run(["bot", "ls", "--json"]).stdout.contains("beta") == false)
+        }
+    }
+
+    @Test(arguments: [
+        (["bot", "add", "Bad_Id", "--image", "img"], "invalid bot id"),
+        (["bot", "add", "ok", "--image", "Not Valid"], "invalid image"),
+        (["bot", "add", "ok", "--image", "img", "--env", "NOEQUALS"], "invalid environment"),
+        (["bot", "add", "ok"], "needs --image"),
+        (["bot", "add", "ok", "--image", "img", "--state", "paused"], "paused"),
+        (["bot", "set", "ghost", "--image", "img"], "no bot ghost"),
+        (["bot", "set", "ghost"], "nothing to change"),
+        (["bot", "rm", "ghost"], "no bot ghost"),
+        (["bot", "restart", "ghost"], "no bot ghost"),
+        (["bot", "add", "ok", "--image", "img", "--command", "sh -c x"], "--command must be a JSON array"),
+        (["secrets", "set", "../etc", "X"], "invalid bot id"),
+        (["secrets", "set", "ok", "lower"], "secret names"),
+        (["secrets", "rm", "ok", "NOPE"], "has no secret"),
+    ])
+    func errorsAreOneLineAndNonZero(_ arguments: [String], _ expected: String) throws {
+        try withEnv { env in
+            let output = try env.run(arguments, stdin: "value")
+            #expect(output.status != 0)
+            #expect(output.stderr.contains(expected), "\(output.stderr)")
+            // The first line says what is wrong (ArgumentParser may add a usage line after it).
+            #expect(output.stderr.split(separator: "\n").first?.contains(expected) == true, "\(output.stderr)")
+        }
+    }
+
+    @Test func duplicateAddIsRefused() throws {
+        try withEnv { env in
+            #expect(try env.run(["bot", "add", "a", "--image", "img"]).status == 0)
+            let again = try env.run(["bot", "add", "a", "--image", "img"])
+            #expect(again.status != 0)
+            #expect(again.stderr.contains("already exists"))
+        }
+    }
+
+    @Test func secretsComeFromStdinAndNeverShow() throws {
+        try withEnv { env in
+            let value = "sk-very-secret-\(uniqueSuffix())"
+            let set = try env.run(["secrets", "set", "alpha", "API_TOKEN"], stdin: value)
+            #expect(set.status == 0, "\(set.stderr)")
+            #expect(!set.stdout.contains(value) && !set.stderr.contains(value))
+            #expect(try String(contentsOfFile: env.dir.file("secrets/alpha/API_TOKEN"), encoding: .utf8) == value)
+            let list = try env.run(["secrets", "ls", "alpha"])
+            #expect(list.stdout == "API_TOKEN\n")
+            #expect(try env.run(["secrets", "rm", "alpha", "API_TOKEN"]).status == 0)
+            #expect(try env.run(["secrets", "ls", "alpha"]).stdout.isEmpty)
+        }
+    }
+
+    @Test func everyCommandHasHelp() throws {
+        for command in [[], ["migrate"], ["bot"], ["bot", "add"], ["bot", "set"], ["bot", "rm"], ["bot", "restart"], ["bot", "ls"],
+                        ["secrets"], ["secrets", "set"], ["secrets", "ls"], ["secrets", "rm"], ["reconcile"], ["status"]] {
+            let output = try runProcess([botmakerBinary] + command + ["--help"])
+            #expect(output.status == 0, "\(command)")
+            #expect(output.stdout.contains("USAGE"), "\(command)")
+        }
+    }
+
+    /// While another process holds a write transaction for 2 s, a CLI write waits and then succeeds.
+    @Test func writesWaitForAnotherWriter() throws {
+        try withEnv { env in
+            #expect(try env.run(["migrate"]).status == 0)
+            let script = """
+                import sqlite3, sys, time
+                c = sqlite3.connect(sys.argv[1], isolation_level=None)
+                c.execute("BEGIN IMMEDIATE")
+                c.execute("INSERT INTO bots (id, image) VALUES ('holder', 'img')")
+                print("locked", flush=True)
+                time.sleep(2)
+                c.execute("COMMIT")
+                """
+            let holder = Process()
+            holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            holder.arguments = ["python3", "-c", script, env.db]
+            let pipe = Pipe()
+            holder.standardOutput = pipe
+            try holder.run()
+            // Wait until the lock is taken.
+            _ = pipe.fileHandleForReading.availableData
+            // Started while the lock is held: without the busy timeout this fails with "database is locked".
+            let add = try env.run(["bot", "add", "waiter", "--image", "img"])
+            holder.waitUntilExit()
+            #expect(holder.terminationStatus == 0)
+            #expect(add.status == 0, "\(add.stderr)")
+            let ids = try env.run(["bot", "ls", "--json"]).stdout
+            #expect(ids.contains("holder") && ids.contains("waiter"))
+        }
+    }
+}
