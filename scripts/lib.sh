@@ -71,3 +71,6 @@ ensure_test_image() {
         - "$BOTMAKER_TEST_IMAGE" >/dev/null
     rm -rf "$root"
 }
+
+# The Swift toolchain lives in /opt/swift on this machine kind.
+command -v swift >/dev/null 2>&1 || export PATH="$PATH:/opt/swift/usr/bin"

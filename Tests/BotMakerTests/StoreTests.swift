@@ -26,6 +26,18 @@ import TestSupport
         #expect(walSize == 0)
     }
 
+    /// The SQL embedded in the binary is exactly `migrations/*.sql` (run scripts/embed-migrations after an edit).
+    @Test func embeddedMigrationsMatchTheFiles() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let dir = root.appendingPathComponent("migrations")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files.map { String($0.dropLast(4)) } == embeddedMigrations.map(\.id))
+        for (file, migration) in zip(files, embeddedMigrations) {
+            let text = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
+            #expect(text == migration.sql, "\(file) differs from the embedded copy")
+        }
+    }
+
     @Test func databaseAtMigrationOneUpgradesWithRowsIntact() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

@@ -125,6 +125,7 @@ SELECT
 FROM bots b
 LEFT JOIN bot_status s ON s.bot_id = b.id
 ORDER BY b.id;
+
 """#),
     (id: "0002_recent_events", sql: #"""
 -- The newest events first: sqlite3 botmaker.db 'select * from bot_recent_events'
@@ -135,5 +136,6 @@ SELECT id, at, bot_id, action, result, error_code, message
 FROM bot_events
 ORDER BY id DESC
 LIMIT 200;
+
 """#),
 ]
