@@ -10,21 +10,24 @@ public struct DockerEventStream: AsyncSequence, Sendable {
 
     let client: DockerClient
     let query: [(String, String)]
+    let onConnect: (@Sendable () -> Void)?
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(client: client, query: query)
+        Iterator(client: client, query: query, onConnect: onConnect)
     }
 
     public struct Iterator: AsyncIteratorProtocol {
         let client: DockerClient
         let query: [(String, String)]
+        let onConnect: (@Sendable () -> Void)?
         private var body: HTTPClientResponse.Body.AsyncIterator?
         private var pending = Data()
         private var finished = false
 
-        init(client: DockerClient, query: [(String, String)]) {
+        init(client: DockerClient, query: [(String, String)], onConnect: (@Sendable () -> Void)?) {
             self.client = client
             self.query = query
+            self.onConnect = onConnect
         }
 
         public mutating func next() async throws -> DockerEvent? {
@@ -48,6 +51,7 @@ public struct DockerEventStream: AsyncSequence, Sendable {
                         throw DockerEngineError.http(status: Int(response.status.code), message: message, operation: "events")
                     }
                     body = response.body.makeAsyncIterator()
+                    onConnect?()
                 }
                 do {
                     guard let chunk = try await body?.next() else {

@@ -10,6 +10,6 @@ struct Botmaker: AsyncParsableCommand {
             `botmaker reconcile` converges Docker once and `botmaker run` keeps it converged.
             """,
         version: "0.1.0",
-        subcommands: [Migrate.self, BotCommand.self, Secrets.self, Reconcile.self, Status.self]
+        subcommands: [Migrate.self, BotCommand.self, Secrets.self, Reconcile.self, Run.self, Status.self]
     )
 }

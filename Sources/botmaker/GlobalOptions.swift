@@ -18,8 +18,8 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Instance name, when several botmaker databases share one Docker engine (env BOTMAKER_INSTANCE; default \"default\").", valueName: "name"))
     var instance: String?
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .warning
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default: info for run, warning otherwise).")
+    var logLevel: Logger.Level?
 
     @Option(name: .long, help: "Log format: text or json.")
     var logFormat: LogFormat = .text
@@ -40,8 +40,8 @@ struct GlobalOptions: ParsableArguments {
         if let problem = BotValidation.idProblem(instanceName) { throw ValidationError("--instance: \(problem)") }
     }
 
-    func bootstrapLogging() {
-        let level = logLevel
+    func bootstrapLogging(defaultLevel: Logger.Level = .warning) {
+        let level = logLevel ?? defaultLevel
         let format = logFormat
         LoggingBootstrap.once {
             LoggingSystem.bootstrap { label in

@@ -58,6 +58,10 @@ extension Botmaker {
         var detailedExitcode = false
 
         func run() async throws {
+            // Applying needs the reconciler lock (one per database); a dry run changes nothing and does not.
+            let lock: ReconcilerLock?
+            do { lock = dryRun ? nil : try ReconcilerLock.acquire(databasePath: global.databasePath) } catch { throw CLIError(error.message) }
+            defer { withExtendedLifetime(lock) {} }
             let store = try global.openStore(readOnly: dryRun)
             let host = try global.dockerHostValue()
             let logger = Logger(label: "botmaker")

@@ -1,12 +1,15 @@
 import DockerEngine
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// The result of one mutating action.
 public struct ActionResult: Sendable {
     public var action: PlannedAction
     public var error: ContainerError?
     public var seconds: Double
+    /// When a failed bot may be retried.
+    public var nextAttemptAt: Date?
     public var succeeded: Bool { error == nil }
 }
 
@@ -49,10 +52,12 @@ public struct Executor: Sendable {
                 next += 1
                 group.addTask { await self.run(action, prior: statuses[action.botId]) }
             }
-            while next < actions.count && next < concurrency && !Task.isCancelled { launch() }
+            // On cancellation or graceful shutdown no new action starts; running ones finish.
+            func stopping() -> Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+            while next < actions.count && next < concurrency && !stopping() { launch() }
             for await result in group {
                 results.append(result)
-                if next < actions.count && !Task.isCancelled { launch() }
+                if next < actions.count && !stopping() { launch() }
             }
             return results
         }
@@ -77,8 +82,8 @@ public struct Executor: Sendable {
         } else {
             logger.info("action done", metadata: ["cause": "\(action.cause)", "seconds": "\(String(format: "%.3f", seconds))"])
         }
-        record(action, prior: prior, observed: observed, error: error)
-        return ActionResult(action: action, error: error, seconds: seconds)
+        let status = record(action, prior: prior, observed: observed, error: error)
+        return ActionResult(action: action, error: error, seconds: seconds, nextAttemptAt: status?.nextAttemptAt)
     }
 
     /// Performs the Docker calls for one action; returns the container's resulting state (nil when removed).
@@ -123,8 +128,9 @@ public struct Executor: Sendable {
         return try await docker.getContainerStatus(botId: bot.id)
     }
 
-    /// Upserts the bot's status and appends an event, in one transaction.
-    func record(_ action: PlannedAction, prior: BotStatus?, observed: ContainerStatus?, error: ContainerError?) {
+    /// Upserts the bot's status and appends an event, in one transaction; returns the status written.
+    @discardableResult
+    func record(_ action: PlannedAction, prior: BotStatus?, observed: ContainerStatus?, error: ContainerError?) -> BotStatus? {
         let now = now()
         let event = BotEvent(at: now, botId: action.botId, action: action.kind.rawValue, result: error == nil ? "ok" : "error",
                              errorCode: error?.code.rawValue, message: error?.message ?? action.cause)
@@ -181,5 +187,6 @@ public struct Executor: Sendable {
         } catch {
             logger.error("cannot record outcome", metadata: ["bot.id": "\(action.botId)", "error": "\(error)"])
         }
+        return status
     }
 }

@@ -146,6 +146,11 @@ extension Store {
         }
     }
 
+    /// `PRAGMA data_version` on the store's single connection: changes only when another connection commits.
+    public func dataVersion() throws -> Int {
+        try read { db in try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0 }
+    }
+
     /// The newest events, newest first.
     public func recentEvents(botId: String? = nil, limit: Int = 50) throws -> [BotEvent] {
         try read { db in
