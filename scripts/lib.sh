@@ -37,8 +37,7 @@ ensure_dockerd() {
     log "starting dockerd"
     # A stale pid file from an engine that died stops a new one from starting.
     [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null && rm -f /var/run/docker.pid
-    nohup dockerd >/tmp/botmaker-dockerd.log 2>&1 &
-    STARTED_DOCKERD_PID=$!
+    start_dockerd_process
     for _ in $(seq 1 120); do
         docker_answers && { log "dockerd is up (pid $STARTED_DOCKERD_PID)"; return 0; }
         kill -0 "$STARTED_DOCKERD_PID" 2>/dev/null || { tail -20 /tmp/botmaker-dockerd.log >&2; return 1; }
@@ -48,11 +47,19 @@ ensure_dockerd() {
     return 1
 }
 
+start_dockerd_process() {
+    nohup dockerd >>/tmp/botmaker-dockerd.log 2>&1 &
+    STARTED_DOCKERD_PID=$!
+}
+
+# Stops the engine this script started (a test may have restarted it: the pid file says which runs now).
 stop_started_dockerd() {
     if [ -n "$STARTED_DOCKERD_PID" ]; then
-        log "stopping the dockerd this script started"
-        kill "$STARTED_DOCKERD_PID" 2>/dev/null || true
-        for _ in $(seq 1 60); do kill -0 "$STARTED_DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
+        local pid="$STARTED_DOCKERD_PID"
+        [ -f /var/run/docker.pid ] && pid=$(cat /var/run/docker.pid)
+        log "stopping the dockerd this script started (pid $pid)"
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     fi
 }
 
