@@ -57,6 +57,9 @@ extension Botmaker {
         @Flag(help: "Exit 2 when there are changes (Terraform's convention).")
         var detailedExitcode = false
 
+        @Flag(help: "Print one line of pass statistics on stderr: time, Docker requests by endpoint, database write transactions.")
+        var stats = false
+
         func run() async throws {
             // Applying needs the reconciler lock (one per database); a dry run changes nothing and does not.
             let lock: ReconcilerLock?
@@ -65,7 +68,18 @@ extension Botmaker {
             let store = try global.openStore(readOnly: dryRun)
             let host = try global.dockerHostValue()
             let logger = Logger(label: "botmaker")
-            let exitCode: Int32 = try await DockerClient.withClient(host: host, logger: logger) { client in
+            let tally = RequestTally()
+            let started = ContinuousClock.now
+            defer {
+                if stats {
+                    let elapsed = ContinuousClock.now - started
+                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                    let requests = tally.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                    FileHandle.standardError.write(Data(
+                        "stats: seconds=\(String(format: "%.4f", seconds)) docker_requests=\(tally.total) [\(requests)] db_write_transactions=\(store.writeTransactions)\n".utf8))
+                }
+            }
+            let exitCode: Int32 = try await DockerClient.withClient(host: host, logger: logger, observer: tally.observer) { client in
                 let reconciler = options.reconciler(store: store, client: client, global: global, logger: logger)
                 let pass: Reconciler.PlannedPass
                 do {
@@ -86,4 +100,17 @@ extension Botmaker {
             if exitCode != 0 { throw ExitCode(exitCode) }
         }
     }
+}
+
+/// Counts Docker requests by endpoint for `--stats`.
+final class RequestTally: @unchecked Sendable {
+    private var storage: [String: Int] = [:]
+    private let lock = NSLock()
+
+    var observer: @Sendable (DockerClient.RequestRecord) -> Void {
+        { record in self.lock.withLock { self.storage[record.operation, default: 0] += 1 } }
+    }
+
+    var counts: [String: Int] { lock.withLock { storage } }
+    var total: Int { counts.values.reduce(0, +) }
 }

@@ -25,6 +25,10 @@ public struct Store: Sendable {
 
     public let path: String
     let writer: any DatabaseWriter
+    private let writes = WriteCounter()
+
+    /// Write transactions this store has run since it was opened (migrations excluded).
+    public var writeTransactions: Int { writes.value }
 
     /// Opens (and unless read-only, creates and migrates) the database at `path`.
     public static func open(path: String, options: Options = .init()) throws -> Store {
@@ -114,8 +118,16 @@ public struct Store: Sendable {
 
     /// Runs `body` in an immediate write transaction.
     public func write<T>(_ body: (Database) throws -> T) throws -> T {
-        try writer.write(body)
+        writes.increment()
+        return try writer.write(body)
     }
+}
+
+final class WriteCounter: @unchecked Sendable {
+    private var count = 0
+    private let lock = NSLock()
+    func increment() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
 }
 
 /// Everything a pass reads from the store, in one transaction.
