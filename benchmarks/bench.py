@@ -103,7 +103,9 @@ def converge(binary, work, n, compose):
     # (a) sequential docker run
     inst = f"bench-seq{n}"
     root = os.path.join(work, inst)
-    results["seq"] = timed(lambda: [sh(docker_run_args(f"seq-{x}", inst, os.path.join(root, x) if os.makedirs(os.path.join(root, x), exist_ok=True) is None else "", ENV)) for x in names])
+    for x in names:
+        os.makedirs(os.path.join(root, x), exist_ok=True)
+    results["seq"] = timed(lambda: [sh(docker_run_args(f"seq-{x}", inst, os.path.join(root, x), ENV)) for x in names])
     assert count_running(f"botmaker.instance={inst}") == n
     remove_label(f"botmaker.instance={inst}")
     # (b) xargs -P4
@@ -177,7 +179,9 @@ def idle_and_dry_run(binary, work, total, running, idle_seconds):
         assert r.returncode == 0, r.stderr
         dry.append(wall)
     # The service idle over a window, after its first pass.
-    proc = subprocess.Popen([binary, "run", "--log-level", "warning"] + bm.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()
+    proc = subprocess.Popen([binary, "run", "--log-level", "warning", "--metrics-addr", f"127.0.0.1:{port}"] + bm.args,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(5)
     tick = os.sysconf("SC_CLK_TCK")
 
@@ -190,10 +194,14 @@ def idle_and_dry_run(binary, work, total, running, idle_seconds):
         with open(f"/proc/{proc.pid}/status") as f:
             return int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
 
+    m0 = scrape(port)
     c0, t0 = cpu_ticks(), time.perf_counter()
     time.sleep(idle_seconds)
     c1, t1 = cpu_ticks(), time.perf_counter()
+    m1 = scrape(port)
     rss = rss_kib()
+    service_passes = m1.get("botmaker_reconcile_passes_total", 0) - m0.get("botmaker_reconcile_passes_total", 0)
+    service_requests = m1.get("botmaker_docker_requests_total", 0) - m0.get("botmaker_docker_requests_total", 0)
     proc.terminate()
     proc.wait(timeout=30)
     bm.sql("DELETE FROM bots")
@@ -202,7 +210,28 @@ def idle_and_dry_run(binary, work, total, running, idle_seconds):
         "pass_wall": statistics.median(p[0] for p in passes), "pass_cpu": statistics.median(p[1] for p in passes),
         "stats": passes[-1][2], "db_unchanged": unchanged, "dry_wall": statistics.median(dry),
         "idle_cpu_percent": 100.0 * (c1 - c0) / tick / (t1 - t0), "idle_rss_mib": rss / 1024, "idle_seconds": idle_seconds,
+        "service_passes": service_passes, "service_requests": service_requests,
     }
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port):
+    """Sums each metric family over its labels from the service's /metrics."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    sums = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name = line.split("{")[0].split(" ")[0]
+        sums[name] = sums.get(name, 0) + float(line.rsplit(" ", 1)[1])
+    return sums
 
 
 class Events:
@@ -293,8 +322,6 @@ def main():
     args = parser.parse_args()
     compose = not args.no_compose and shutil.which("docker-compose") is not None
     work = tempfile.mkdtemp(prefix="botmaker-bench-")
-    for label in ["bench-seq", "bench-par", "bench-compose", "bench-bm", "bench-idle", "bench-lat", "bench-floor"]:
-        pass
     version = sh(["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"]).stdout.strip()
     cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][:1] or ["?"]
     print(f"# botmaker benchmarks\n")
@@ -321,6 +348,9 @@ def main():
     print(f"| no-op pass, CPU user+sys (median of 5, whole process) | {idle['pass_cpu'] * 1000:.0f} ms |")
     print(f"| no-op pass, botmaker's own count | `{idle['stats']}` |")
     print(f"| database file unchanged by 5 no-op passes | {'yes' if idle['db_unchanged'] else 'NO'} |")
+    if idle["service_passes"] > 0:
+        print(f"| `botmaker run`: Docker requests per idle pass (from its /metrics; {idle['service_passes']:.0f} passes) | "
+              f"{idle['service_requests'] / idle['service_passes']:.2f} |")
     print(f"| `botmaker run` idle CPU over {idle['idle_seconds']:.0f} s | {idle['idle_cpu_percent']:.2f} % of one core |")
     print(f"| `botmaker run` RSS after {idle['idle_seconds']:.0f} s idle | {idle['idle_rss_mib']:.1f} MiB |")
     print(f"\n## Dry run at scale\n\n`reconcile --dry-run` with {args.idle_bots} rows and {args.idle_running} containers: "

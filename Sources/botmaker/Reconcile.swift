@@ -85,7 +85,7 @@ extension Botmaker {
                 do {
                     pass = try await reconciler.plan()
                 } catch let error as ContainerError {
-                    if !dryRun && error.code == .networkError { reconciler.recordUnreachable(error) }
+                    if !dryRun && error.code == .networkError { await reconciler.recordUnreachable(error) }
                     throw CLIError("cannot observe Docker: \(error.code.rawValue): \(error.message)")
                 }
                 if dryRun {

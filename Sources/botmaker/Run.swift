@@ -61,7 +61,7 @@ extension Botmaker {
             var services: [any Service] = []
             if let metricsAddr, let (host, port) = MetricsServer.parseAddress(metricsAddr) {
                 services.append(MetricsServer.make(host: host, port: port, registry: registry, readiness: {
-                    do { _ = try store.dataVersion() } catch { return (false, "database: \(error)") }
+                    do { _ = try await store.dataVersion() } catch { return (false, "database: \(error)") }
                     do { try await client.ping() } catch { return (false, "docker: \(error)") }
                     return (true, "ready")
                 }, logger: logger))

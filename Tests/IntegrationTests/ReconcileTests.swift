@@ -307,7 +307,7 @@ struct ReconcileTests {
             try deployment.insertBots(["s"], env: #"["B=2","A=1","U=ünï ☃"]"#)
             #expect(try deployment.botmaker(["reconcile"]).status == 0)
             let label = try await client.inspectContainer("botmaker-\(deployment.bot("s"))").config.labels["botmaker.spec-hash"]
-            let bots = try Store.open(path: deployment.db, options: .init(readOnly: true)).snapshot().bots
+            let bots = try await Store.open(path: deployment.db, options: .init(readOnly: true)).snapshot().bots
             guard case .valid(let bot) = BotValidation.validate(bots[0], secretsRoot: SecretsManager(root: deployment.secretsDir).root) else {
                 Issue.record("row should be valid")
                 return

@@ -39,7 +39,7 @@ public struct Executor: Sendable {
     /// actions once the task is cancelled; actions already running finish.
     public func apply(_ plan: Plan, statuses: [String: BotStatus]) async -> [ActionResult] {
         do {
-            try store.record(statuses: plan.statusUpdates, events: plan.events)
+            try await store.record(statuses: plan.statusUpdates, events: plan.events)
         } catch {
             logger.error("cannot record status", metadata: ["error": "\(error)"])
         }
@@ -82,7 +82,7 @@ public struct Executor: Sendable {
         } else {
             logger.info("action done", metadata: ["cause": "\(action.cause)", "seconds": "\(String(format: "%.3f", seconds))"])
         }
-        let status = record(action, prior: prior, observed: observed, error: error)
+        let status = await record(action, prior: prior, observed: observed, error: error)
         return ActionResult(action: action, error: error, seconds: seconds, nextAttemptAt: status?.nextAttemptAt)
     }
 
@@ -130,7 +130,7 @@ public struct Executor: Sendable {
 
     /// Upserts the bot's status and appends an event, in one transaction; returns the status written.
     @discardableResult
-    func record(_ action: PlannedAction, prior: BotStatus?, observed: ContainerStatus?, error: ContainerError?) -> BotStatus? {
+    func record(_ action: PlannedAction, prior: BotStatus?, observed: ContainerStatus?, error: ContainerError?) async -> BotStatus? {
         let now = now()
         let event = BotEvent(at: now, botId: action.botId, action: action.kind.rawValue, result: error == nil ? "ok" : "error",
                              errorCode: error?.code.rawValue, message: error?.message ?? action.cause)
@@ -183,7 +183,7 @@ public struct Executor: Sendable {
             status = row
         }
         do {
-            try store.record(statuses: status.map { [$0] } ?? [], events: [event])
+            try await store.record(statuses: status.map { [$0] } ?? [], events: [event])
         } catch {
             logger.error("cannot record outcome", metadata: ["bot.id": "\(action.botId)", "error": "\(error)"])
         }

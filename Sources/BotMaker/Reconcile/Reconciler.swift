@@ -42,7 +42,7 @@ public struct Reconciler: Sendable {
     /// Reads and observes, then plans. Read-only: one store read, one list call, and an inspect only
     /// for a managed container without a spec-hash label that the store has not seen before.
     public func plan() async throws -> PlannedPass {
-        let snapshot = try store.snapshot()
+        let snapshot = try await store.snapshot()
         var desired: [DesiredBot] = []
         var invalid: [InvalidBot] = []
         for row in snapshot.bots {
@@ -67,9 +67,9 @@ public struct Reconciler: Sendable {
     }
 
     /// Records `NETWORK_ERROR` on every bot that does not already show it; used when Docker cannot be observed.
-    public func recordUnreachable(_ error: ContainerError) {
+    public func recordUnreachable(_ error: ContainerError) async {
         do {
-            let snapshot = try store.snapshot()
+            let snapshot = try await store.snapshot()
             let at = now()
             var statuses: [BotStatus] = []
             for row in snapshot.bots {
@@ -81,7 +81,7 @@ public struct Reconciler: Sendable {
                 status.lastReconciledAt = at
                 statuses.append(status)
             }
-            try store.record(statuses: statuses, events: [])
+            try await store.record(statuses: statuses, events: [])
         } catch {
             logger.error("cannot record NETWORK_ERROR", metadata: ["error": "\(error)"])
         }

@@ -88,7 +88,7 @@ public final class ReconcilerService: Service, Sendable {
             result = "error"
             let wrapped = wrapDockerError(error, botId: nil)
             if wrapped.code == .networkError {
-                reconciler.recordUnreachable(wrapped)
+                await reconciler.recordUnreachable(wrapped)
                 logger.warning("Docker unreachable; will retry", metadata: ["error.code": "\(wrapped.code.rawValue)", "error.message": "\(wrapped.message)"])
             } else {
                 logger.error("pass failed", metadata: ["error": "\(error)"])
@@ -118,10 +118,10 @@ public final class ReconcilerService: Service, Sendable {
     /// Polls `PRAGMA data_version` on the store's own connection (so our own writes never wake us)
     /// and fires the backoff wake-up when its time has come.
     func pollDatabaseAndDeadlines() async {
-        var last = try? reconciler.store.dataVersion()
+        var last = try? await reconciler.store.dataVersion()
         while !Task.isCancelled {
             do { try await Task.sleep(for: settings.pollInterval) } catch { return }
-            if let version = try? reconciler.store.dataVersion(), version != last {
+            if let version = try? await reconciler.store.dataVersion(), version != last {
                 last = version
                 triggers.fire(.database)
             }

@@ -121,6 +121,18 @@ public struct Store: Sendable {
         writes.increment()
         return try writer.write(body)
     }
+
+    /// Runs `body` in a read transaction without blocking the calling thread (for async code).
+    public func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await writer.read(body)
+    }
+
+    /// Runs `body` in a write transaction without blocking the calling thread: a database locked by
+    /// another process delays only the task that writes, never the whole service.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        writes.increment()
+        return try await writer.write(body)
+    }
 }
 
 final class WriteCounter: @unchecked Sendable {
@@ -139,28 +151,43 @@ public struct StoreSnapshot: Sendable {
 extension Store {
     /// All bot rows and status rows, read in one transaction.
     public func snapshot() throws -> StoreSnapshot {
-        try read { db in
-            let bots = try Row.fetchAll(db, sql: "SELECT * FROM bots ORDER BY id").map(BotRow.init(row:))
-            let statuses = try BotStatus.fetchAll(db)
-            return StoreSnapshot(bots: bots, statuses: Dictionary(statuses.map { ($0.botId, $0) }, uniquingKeysWith: { a, _ in a }))
-        }
+        try read(Self.readSnapshot)
+    }
+
+    /// All bot rows and status rows, read in one transaction.
+    public func snapshot() async throws -> StoreSnapshot {
+        try await read(Self.readSnapshot)
     }
 
     /// Writes status rows (for bots whose row still exists) and events, in one transaction.
     public func record(statuses: [BotStatus], events: [BotEvent]) throws {
         guard !statuses.isEmpty || !events.isEmpty else { return }
-        try write { db in
-            for status in statuses {
-                let exists = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM bots WHERE id = ?)", arguments: [status.botId]) ?? false
-                if exists { try status.upsert(db) }
-            }
-            for event in events { try event.insert(db) }
+        try write { db in try Self.writeRecords(db, statuses: statuses, events: events) }
+    }
+
+    /// Writes status rows (for bots whose row still exists) and events, in one transaction.
+    public func record(statuses: [BotStatus], events: [BotEvent]) async throws {
+        guard !statuses.isEmpty || !events.isEmpty else { return }
+        try await write { db in try Self.writeRecords(db, statuses: statuses, events: events) }
+    }
+
+    static func readSnapshot(_ db: Database) throws -> StoreSnapshot {
+        let bots = try Row.fetchAll(db, sql: "SELECT * FROM bots ORDER BY id").map(BotRow.init(row:))
+        let statuses = try BotStatus.fetchAll(db)
+        return StoreSnapshot(bots: bots, statuses: Dictionary(statuses.map { ($0.botId, $0) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    static func writeRecords(_ db: Database, statuses: [BotStatus], events: [BotEvent]) throws {
+        for status in statuses {
+            let exists = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM bots WHERE id = ?)", arguments: [status.botId]) ?? false
+            if exists { try status.upsert(db) }
         }
+        for event in events { try event.insert(db) }
     }
 
     /// `PRAGMA data_version` on the store's single connection: changes only when another connection commits.
-    public func dataVersion() throws -> Int {
-        try read { db in try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0 }
+    public func dataVersion() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0 }
     }
 
     /// The newest events, newest first.
