@@ -60,7 +60,7 @@ import TestSupport
 
     /// The poller fires `backoff` only once the injected clock passes the deadline, fires `database`
     /// for another connection's commit, and never for the service's own writes.
-    @Test(.timeLimit(.minutes(1))) func pollerUsesTheInjectedClockAndIgnoresOwnWrites() async throws {
+    @Test(.timeLimit(.minutes(3))) func pollerUsesTheInjectedClockAndIgnoresOwnWrites() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let store = try Store.open(path: dir.file("bots.db"))

@@ -153,22 +153,25 @@ import TestSupport
         #expect(count >= 10_000)
     }
 
-    @Test func hostileRowsReadWithoutCrashing() throws {
+    /// A NUL byte inside a text value is kept, not cut off (regression: `a\0../etc` was read as `a`).
+    @Test func hostileRowsKeepEveryByte() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let path = dir.file("bots.db")
         let store = try Store.open(path: path)
-        // A NUL inside the id gets past the GLOB check (SQLite stops at NUL); validation catches it.
-        try runProcess(["sqlite3", path, "INSERT INTO bots (id, image, environment) VALUES (CAST(x'61002e2e2f657463' AS TEXT), 'img', '[1, \"A\", null]')"])
-        try runProcess(["sqlite3", path, "INSERT INTO bots (id, image, environment) VALUES ('ok', x'696d67', '[]')"])
-        let rows = try store.snapshot().bots
-        #expect(rows.count >= 1)
-        for row in rows {
-            _ = BotValidation.validate(row, secretsRoot: "/s")
-        }
-        let nul = rows.first { $0.id.utf8.contains(0) }
-        if let nul {
-            #expect(BotValidation.idProblem(nul.id) != nil)
+        // A NUL inside the id gets past the GLOB check (SQLite stops at NUL); validation must see it.
+        try runProcess(["sqlite3", path, "INSERT INTO bots (id, image) VALUES (CAST(x'61002e2e2f657463' AS TEXT), CAST(x'780079' AS TEXT))"])
+        try runProcess(["sqlite3", path, "INSERT INTO bots (id, image, environment) VALUES ('ok', 'img', '[1, \"A\", null]')"])
+        try store.record(statuses: [BotStatus(botId: "a\u{0}../etc")], events: [])
+        let snapshot = try store.snapshot()
+        let nul = try #require(snapshot.bots.first { $0.id.utf8.contains(0) })
+        #expect(nul.id == "a\u{0}../etc")
+        #expect(nul.image == "x\u{0}y")
+        #expect(BotValidation.idProblem(nul.id) != nil)
+        #expect(snapshot.statuses["a\u{0}../etc"] != nil)
+        #expect(!snapshot.bots.contains { $0.id == "a" })
+        for row in snapshot.bots {
+            if case .valid = BotValidation.validate(row, secretsRoot: "/s") { Issue.record("\(row.id.debugDescription) should be invalid") }
         }
     }
 }

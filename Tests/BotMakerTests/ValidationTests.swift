@@ -24,7 +24,7 @@ import Testing
 
     @Test(arguments: [
         "", " ", "Busybox", "busy box", "busybox:", ":tag", "a//b", "a/", "/a", "a:b:c", "a:-tag", "a:" + String(repeating: "t", count: 129),
-        "a@sha256:xyz", "a@", "a\u{0}b", "a\nb", "ümlaut", "a__-b", "-a", "a-", "host:99999999/a", "a/b$c", "a;rm -rf /",
+        "a@sha256:xyz", "a@", "a\u{0}b", "UPPER/case", "a\nb", "ümlaut", "a__-b", "-a", "a-", "host:99999999/a", "a/b$c", "a;rm -rf /",
     ])
     func badImages(_ image: String) {
         #expect(BotValidation.imageProblem(image) != nil, "\(image.debugDescription)")

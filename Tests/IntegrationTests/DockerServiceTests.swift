@@ -151,7 +151,7 @@ struct DockerServiceTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func missingSocketIsANetworkErrorNotAHang() async throws {
+    @Test(.timeLimit(.minutes(3))) func missingSocketIsANetworkErrorNotAHang() async throws {
         let client = DockerClient(host: DockerHost(transport: .unixSocket(path: "/nonexistent/\(uniqueSuffix())/docker.sock")))
         let docker = DockerService(client: client)
         let error = await containerError { _ = try await docker.listManagedContainers() }
@@ -160,7 +160,7 @@ struct DockerServiceTests {
         try await client.shutdown()
     }
 
-    @Test(.timeLimit(.minutes(1))) func refusedSocketIsANetworkError() async throws {
+    @Test(.timeLimit(.minutes(3))) func refusedSocketIsANetworkError() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         // A socket file nobody listens on: connect() gets ECONNREFUSED.
@@ -178,7 +178,7 @@ struct DockerServiceTests {
         try await client.shutdown()
     }
 
-    @Test(.timeLimit(.minutes(1))) func versionIsNegotiatedWithinOurRange() async throws {
+    @Test(.timeLimit(.minutes(3))) func versionIsNegotiatedWithinOurRange() async throws {
         try await TestDocker.withClient(cleaning: "version-\(uniqueSuffix())") { client in
             let negotiated = try await client.apiVersion()
             #expect(negotiated >= DockerClient.minimumAPIVersion)

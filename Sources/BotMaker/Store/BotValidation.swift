@@ -117,7 +117,9 @@ public enum BotValidation {
         if rest.count > maxImageLength { return "name longer than \(maxImageLength) characters" }
         var components = rest.split(separator: "/", omittingEmptySubsequences: false)
         guard let first = components.first, !first.isEmpty else { return "name must not be empty" }
-        if components.count > 1, first.contains(".") || first.contains(":") || first == "localhost" || first.contains(where: \.isUppercase) {
+        // Like Docker: a first component is a registry host only with a '.' or ':', or as `localhost`.
+        // (An uppercase first component without them is refused by dockerd: "repository name must be lowercase".)
+        if components.count > 1, first.contains(".") || first.contains(":") || first == "localhost" {
             if !isDomain(first) { return "registry host is not a valid host[:port]" }
             components.removeFirst()
         }

@@ -36,6 +36,7 @@ public struct BotRow: Sendable, Equatable {
 
     init(row: Row) {
         func text(_ column: String) -> String? {
+            guard row.hasColumn(column) else { return nil }
             let value: DatabaseValue = row[column]
             switch value.storage {
             case .string(let s): return s
@@ -51,11 +52,15 @@ public struct BotRow: Sendable, Equatable {
         command = text("command")
         desiredState = text("desired_state")
         restartRequestedAt = text("restart_requested_at")
-        let generationValue: DatabaseValue = row["generation"]
+        let generationValue: DatabaseValue = row.hasColumn("generation") ? row["generation"] : .null
         generation = Int64.fromDatabaseValue(generationValue) ?? 0
         createdAt = text("created_at")
         updatedAt = text("updated_at")
+        botIdColumn = text("bot_id") ?? ""
     }
+
+    /// `bot_id` when the row came from `bot_status` (see ``Store/readSnapshot(_:)``).
+    var botIdColumn: String = ""
 }
 
 /// A `bot_status` row: what the reconciler last observed and did for a bot.

@@ -87,7 +87,7 @@ extension Store {
 
     /// One bot row, or nil.
     public func bot(id: String) throws -> BotRow? {
-        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM bots WHERE id = ?", arguments: [id]).map(BotRow.init(row:)) }
+        try read { db in try Row.fetchOne(db, sql: Self.botsQuery + " WHERE id = ?", arguments: [id]).map(BotRow.init(row:)) }
     }
 
     static func validate(id: String, changes: BotChanges) throws {

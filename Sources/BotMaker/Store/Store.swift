@@ -171,18 +171,48 @@ extension Store {
         try await write { db in try Self.writeRecords(db, statuses: statuses, events: events) }
     }
 
+    /// Text columns are read as BLOBs: SQLite text may hold NUL bytes, and reading it as a C string
+    /// would silently cut `a\0../etc` down to the valid id `a`. As bytes, validation sees all of it.
+    static let botsQuery = """
+        SELECT CAST(id AS BLOB) AS id, CAST(image AS BLOB) AS image, CAST(environment AS BLOB) AS environment,
+               CAST(command AS BLOB) AS command, CAST(desired_state AS BLOB) AS desired_state,
+               CAST(restart_requested_at AS BLOB) AS restart_requested_at, generation, created_at, updated_at
+        FROM bots
+        """
+
     static func readSnapshot(_ db: Database) throws -> StoreSnapshot {
-        let bots = try Row.fetchAll(db, sql: "SELECT * FROM bots ORDER BY id").map(BotRow.init(row:))
-        let statuses = try BotStatus.fetchAll(db)
+        let bots = try Row.fetchAll(db, sql: botsQuery + " ORDER BY id").map(BotRow.init(row:))
+        var statuses = try BotStatus.fetchAll(db, sql: "SELECT * FROM bot_status ORDER BY rowid")
+        let ids = try Row.fetchAll(db, sql: "SELECT CAST(bot_id AS BLOB) AS bot_id FROM bot_status ORDER BY rowid")
+        for (index, row) in ids.enumerated() where index < statuses.count {
+            statuses[index].botId = BotRow(row: row).botIdColumn
+        }
         return StoreSnapshot(bots: bots, statuses: Dictionary(statuses.map { ($0.botId, $0) }, uniquingKeysWith: { a, _ in a }))
     }
 
+    /// Bot ids are bound as bytes and cast to TEXT: GRDB binds a String as a C string, which would cut
+    /// an id at a NUL byte and touch another bot's row.
     static func writeRecords(_ db: Database, statuses: [BotStatus], events: [BotEvent]) throws {
         for status in statuses {
-            let exists = try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM bots WHERE id = ?)", arguments: [status.botId]) ?? false
-            if exists { try status.upsert(db) }
+            let id = Data(status.botId.utf8)
+            guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM bots WHERE id = CAST(? AS TEXT))", arguments: [id]) == true else {
+                continue
+            }
+            let values = try status.databaseDictionary.filter { $0.key != "bot_id" }.sorted { $0.key < $1.key }
+            let columns = values.map(\.key)
+            try db.execute(
+                sql: """
+                    INSERT INTO bot_status (bot_id, \(columns.joined(separator: ", ")))
+                    VALUES (CAST(? AS TEXT), \(Array(repeating: "?", count: columns.count).joined(separator: ", ")))
+                    ON CONFLICT(bot_id) DO UPDATE SET \(columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
+                    """,
+                arguments: StatementArguments([id.databaseValue] + values.map(\.value)))
         }
-        for event in events { try event.insert(db) }
+        for event in events {
+            try db.execute(
+                sql: "INSERT INTO bot_events (at, bot_id, action, result, error_code, message) VALUES (?, CAST(? AS TEXT), ?, ?, ?, ?)",
+                arguments: [event.at, Data(event.botId.utf8), event.action, event.result, event.errorCode, event.message])
+        }
     }
 
     /// `PRAGMA data_version` on the store's single connection: changes only when another connection commits.
