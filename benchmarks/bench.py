@@ -97,9 +97,52 @@ def ratio(other, ours):
     return f"{other / ours:.2f}×" if ours > 0 else "n/a"
 
 
+class UnixHTTP(__import__("http.client").client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=120)
+        self.path = path
+
+    def connect(self):
+        import socket
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def api(method, path, body=None):
+    conn = UnixHTTP("/var/run/docker.sock")
+    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers={"Content-Type": "application/json", "Host": "localhost"})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    if response.status >= 300 and response.status != 304:
+        raise SystemExit(f"{method} {path}: {response.status} {data[:200]}")
+    return json.loads(data) if data else None
+
+
+def api_floor(work, names, instance):
+    """The engine's own floor: create + start over the API, 4 at a time, no CLI and no bookkeeping."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(name):
+        secrets = os.path.join(work, instance, name)
+        os.makedirs(secrets, exist_ok=True)
+        created = api("POST", f"/containers/create?name=floor-{name}", {
+            "Image": IMAGE, "Env": ENV,
+            "Labels": {"botmaker.managed": "true", "botmaker.bot-id": name, "botmaker.instance": instance},
+            "HostConfig": {"Binds": [f"{secrets}:/run/secrets:ro"], "RestartPolicy": {"Name": "unless-stopped"},
+                           "NetworkMode": "bridge", "Init": True}})
+        api("POST", f"/containers/{created['Id']}/start")
+
+    with ThreadPoolExecutor(4) as pool:
+        seconds = timed(lambda: list(pool.map(one, names)))
+    assert count_running(f"botmaker.instance={instance}") == len(names)
+    remove_label(f"botmaker.instance={instance}")
+    return seconds
+
+
 def converge(binary, work, n, compose):
     names = [f"b{n}-{i:03d}" for i in range(n)]
-    results = {}
+    results = {"floor": api_floor(work, names, f"bench-floor{n}")}
     # (a) sequential docker run
     inst = f"bench-seq{n}"
     root = os.path.join(work, inst)
@@ -331,14 +374,15 @@ def main():
     print(f"- botmaker binary: {args.binary}; image {IMAGE}; {len(ENV)} env entries, read-only secrets mount, --init, unless-stopped, bridge\n")
 
     print("## Converge from empty and recreate after an env change\n")
-    print("| N | botmaker | (a) sequential `docker run` | (b) `xargs -P4 docker run` | (c) `docker-compose up -d` | a / botmaker | b / botmaker | c / botmaker | recreate: botmaker | recreate: compose | compose / botmaker |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| N | botmaker | (a) sequential `docker run` | (b) `xargs -P4 docker run` | (c) `docker-compose up -d` | a / botmaker | b / botmaker | c / botmaker | engine floor (API, 4-way) | botmaker / floor | recreate: botmaker | recreate: compose | compose / botmaker |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in [int(x) for x in args.sizes.split(",")]:
         r = converge(args.binary, work, n, compose)
         c = r.get("compose", 0)
         cr = r.get("compose_recreate", 0)
         print(f"| {n} | {fmt(r['botmaker'])} | {fmt(r['seq'])} | {fmt(r['xargs'])} | {fmt(c) if compose else 'n/a'} | "
               f"{ratio(r['seq'], r['botmaker'])} | {ratio(r['xargs'], r['botmaker'])} | {ratio(c, r['botmaker']) if compose else 'n/a'} | "
+              f"{fmt(r['floor'])} | {ratio(r['botmaker'], r['floor'])} | "
               f"{fmt(r['botmaker_recreate'])} | {fmt(cr) if compose else 'n/a'} | {ratio(cr, r['botmaker_recreate']) if compose else 'n/a'} |", flush=True)
 
     idle = idle_and_dry_run(args.binary, work, args.idle_bots, args.idle_running, args.idle_seconds)
