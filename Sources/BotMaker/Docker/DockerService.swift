@@ -79,8 +79,13 @@ public struct DockerService: Sendable {
     /// Starts the bot's container; already running is success.
     public func startContainer(botId: String) async throws(ContainerError) {
         let container = try await requireManaged(botId: botId, fallback: .startFailed)
+        try await start(containerId: container.id, botId: botId)
+    }
+
+    /// Starts a container by id, for one this service has just created (no name lookup needed).
+    func start(containerId: String, botId: String) async throws(ContainerError) {
         do {
-            try await client.startContainer(container.id)
+            try await client.startContainer(containerId)
         } catch {
             throw wrapDockerError(error, botId: botId, fallback: .startFailed)
         }

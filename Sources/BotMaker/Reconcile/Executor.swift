@@ -121,9 +121,9 @@ public struct Executor: Sendable {
         } catch {
             throw ContainerError(.secretsError, error.message, botId: bot.id)
         }
-        _ = try await docker.createContainer(botId: bot.id, config: bot.config)
+        let containerId = try await docker.createContainer(botId: bot.id, config: bot.config)
         if bot.desiredState == .running {
-            try await docker.startContainer(botId: bot.id)
+            try await docker.start(containerId: containerId, botId: bot.id)
         }
         return try await docker.getContainerStatus(botId: bot.id)
     }

@@ -23,7 +23,6 @@ public final class ReconcilerService: Service, Sendable {
     private let logger: Logger
     let triggers = TriggerQueue()
     private let wakeAt = NIOLockedValueBox<Date?>(nil)
-    private let passes = NIOLockedValueBox<Int>(0)
 
     public init(reconciler: Reconciler, settings: Settings = .init(), metrics: ReconcilerMetrics = .init(), logger: Logger) {
         self.reconciler = reconciler
@@ -32,18 +31,10 @@ public final class ReconcilerService: Service, Sendable {
         self.logger = logger
     }
 
-    /// Passes completed so far.
-    public var completedPasses: Int { passes.withLockedValue { $0 } }
-
     /// The pending backoff wake-up, if any.
     var pendingWake: Date? {
         get { wakeAt.withLockedValue { $0 } }
         set { wakeAt.withLockedValue { $0 = newValue } }
-    }
-
-    /// Asks for a pass (coalesced with any pending one).
-    public func requestPass(_ trigger: PassTrigger) {
-        triggers.fire(trigger)
     }
 
     public func run() async throws {
@@ -96,7 +87,6 @@ public final class ReconcilerService: Service, Sendable {
         }
         let elapsed = ContinuousClock.now - started
         metrics.pass(result: result, trigger: trigger, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-        passes.withLockedValue { $0 += 1 }
     }
 
     private func recordBotGauges(_ pass: Reconciler.PlannedPass, report: Reconciler.PassReport) {

@@ -141,8 +141,4 @@ public struct BotEvent: Sendable, Equatable, Codable, FetchableRecord, Persistab
     enum CodingKeys: String, CodingKey {
         case id, at, botId = "bot_id", action, result, errorCode = "error_code", message
     }
-
-    public mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
 }
