@@ -152,7 +152,7 @@ struct BotSummary: Encodable {
         id = row.id
         image = row.image
         if let data = row.environment?.data(using: .utf8), let entries = try? JSONDecoder().decode([String].self, from: data) {
-            environmentKeys = entries.map { String($0.prefix { $0 != "=" }) }
+            environmentKeys = entries.map(EnvironmentEntry.key)
         }
         if let data = row.command?.data(using: .utf8) { command = try? JSONDecoder().decode([String].self, from: data) }
         desiredState = row.desiredState

@@ -1,6 +1,5 @@
 import ArgumentParser
 import BotMaker
-import DockerEngine
 import Foundation
 import Logging
 
@@ -65,11 +64,13 @@ struct GlobalOptions: ParsableArguments {
         SecretsManager(root: SecretsManager.getSecretsRoot(option: secretsDir))
     }
 
-    func dockerHostValue() throws -> DockerHost {
+    /// The engine: the Docker Engine API at `--docker-host` (else `DOCKER_HOST`, else the default socket).
+    func runtime(stopGraceSeconds: Int = 10, logger: Logger, observer: (@Sendable (EngineRequest) -> Void)? = nil) throws -> any ContainerRuntime {
         do {
-            return try DockerHost(parsing: dockerHost ?? ProcessInfo.processInfo.environment["DOCKER_HOST"])
+            return try DockerService.connect(host: dockerHost, stopGraceSeconds: stopGraceSeconds, instance: instanceName,
+                                             logger: logger, observer: observer)
         } catch {
-            throw CLIError(error.description)
+            throw CLIError("\(error.code.rawValue): \(error.message)")
         }
     }
 }

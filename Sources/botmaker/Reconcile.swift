@@ -1,12 +1,11 @@
 import ArgumentParser
 import BotMaker
-import DockerEngine
 import Foundation
 import Logging
 
-/// Options that shape how a pass runs; shared by `reconcile` and `run`.
+/// Options that shape how bots are reconciled; shared by `reconcile` and `run`.
 struct ReconcileOptions: ParsableArguments {
-    @Option(help: "At most this many Docker operations at once (one per bot).")
+    @Option(help: "Workers: at most this many Docker operations at once (never two on one bot).")
     var concurrency: Int = 4
 
     @Option(help: ArgumentHelp("First retry delay after a failure, in seconds; doubles per failure.", valueName: "seconds"))
@@ -20,26 +19,41 @@ struct ReconcileOptions: ParsableArguments {
 
     func validate() throws {
         guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 64") }
-        guard backoffBase > 0, backoffCap >= backoffBase else { throw ValidationError("need 0 < --backoff-base <= --backoff-cap") }
+        try Seconds.check("--backoff-base", backoffBase, in: 0.001...86_400)
+        try Seconds.check("--backoff-cap", backoffCap, in: backoffBase...86_400)
         guard (0...3600).contains(stopGrace) else { throw ValidationError("--stop-grace must be between 0 and 3600") }
     }
 
-    func reconciler(store: Store, client: DockerClient, global: GlobalOptions, logger: Logger) -> Reconciler {
-        Reconciler(
-            store: store,
-            docker: DockerService(client: client, stopGraceSeconds: stopGrace, instance: global.instanceName, logger: logger),
-            secrets: global.secrets(),
-            concurrency: concurrency,
-            backoff: Backoff(base: backoffBase, cap: backoffCap),
-            logger: logger)
+    func controller(store: Store, runtime: any ContainerRuntime, global: GlobalOptions, metrics: ReconcilerMetrics = .init(),
+                    logger: Logger) -> Controller {
+        Controller(store: store, runtime: runtime, secrets: global.secrets(),
+                   settings: .init(concurrency: concurrency, backoff: Backoff(base: backoffBase, cap: backoffCap)),
+                   metrics: metrics, logger: logger)
+    }
+}
+
+/// Checks duration options: a finite number of seconds within a range (so `inf` or `1e20` never reach a conversion that traps).
+enum Seconds {
+    static func check(_ option: String, _ value: Double, in range: ClosedRange<Double>) throws {
+        guard value.isFinite, range.contains(value) else {
+            throw ValidationError("\(option) must be a number of seconds from \(format(range.lowerBound)) to \(format(range.upperBound))")
+        }
+    }
+
+    static func duration(_ value: Double) -> Duration { .nanoseconds(Int64((value * 1e9).rounded())) }
+
+    private static func format(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String(value)
     }
 }
 
 extension Botmaker {
     struct Reconcile: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run one reconcile pass: make Docker match the database.",
+            abstract: "Make Docker match the database once, then exit.",
             discussion: """
+                Runs one full comparison (one store read, one container list), queues every bot that needs work, and
+                returns when no bot has immediate work left; bots waiting for a backoff are shown as waiting.
                 Exit codes: 0 success (or nothing to do); 1 error (a failed action, Docker unreachable, a bad database);
                 with --detailed-exitcode, 2 when changes are pending (dry run) or were made.
                 Plan symbols: + create, ~ start/stop/restart, -/+ recreate, - remove, ! invalid or blocked, … waiting.
@@ -57,7 +71,7 @@ extension Botmaker {
         @Flag(help: "Exit 2 when there are changes (Terraform's convention).")
         var detailedExitcode = false
 
-        @Flag(help: "Print one line of pass statistics on stderr: time, Docker requests by endpoint, database write transactions.")
+        @Flag(help: "Print one line of statistics on stderr: time, Docker requests by endpoint, database write transactions.")
         var stats = false
 
         func run() async throws {
@@ -66,49 +80,66 @@ extension Botmaker {
             do { lock = dryRun ? nil : try ReconcilerLock.acquire(databasePath: global.databasePath) } catch { throw CLIError(error.message) }
             defer { withExtendedLifetime(lock) {} }
             let store = try global.openStore(readOnly: dryRun)
-            let host = try global.dockerHostValue()
             let logger = Logger(label: "botmaker")
             let tally = RequestTally()
+            let runtime = try global.runtime(stopGraceSeconds: options.stopGrace, logger: logger, observer: tally.observer)
             let started = ContinuousClock.now
             defer {
                 if stats {
-                    let elapsed = ContinuousClock.now - started
-                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                    let seconds = (ContinuousClock.now - started).seconds
                     let requests = tally.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
                     FileHandle.standardError.write(Data(
                         "stats: seconds=\(String(format: "%.4f", seconds)) docker_requests=\(tally.total) [\(requests)] db_write_transactions=\(store.writeTransactions)\n".utf8))
                 }
             }
-            let exitCode: Int32 = try await DockerClient.withClient(host: host, logger: logger, observer: tally.observer) { client in
-                let reconciler = options.reconciler(store: store, client: client, global: global, logger: logger)
-                let pass: Reconciler.PlannedPass
-                do {
-                    pass = try await reconciler.plan()
-                } catch let error as ContainerError {
-                    if !dryRun && error.code == .networkError { await reconciler.recordUnreachable(error) }
-                    throw CLIError("cannot observe Docker: \(error.code.rawValue): \(error.message)")
-                }
-                if dryRun {
-                    print(json ? PlanRenderer.json(pass.plan) : PlanRenderer.text(pass.plan))
-                    return detailedExitcode && pass.plan.hasChanges ? 2 : 0
-                }
-                let report = await reconciler.apply(pass)
-                print(json ? PlanRenderer.json(pass.plan, results: report.results) : PlanRenderer.text(pass.plan, results: report.results))
-                if !report.failures.isEmpty { return 1 }
-                return detailedExitcode && pass.plan.hasChanges ? 2 : 0
+            let exitCode: Int32
+            do {
+                exitCode = try await dryRun ? preview(store: store, runtime: runtime) : apply(store: store, runtime: runtime, logger: logger)
+            } catch {
+                await runtime.shutdown()
+                throw error
             }
+            await runtime.shutdown()
             if exitCode != 0 { throw ExitCode(exitCode) }
+        }
+
+        /// The dry run: only reads (the store is opened read-only, the engine is only listed).
+        private func preview(store: Store, runtime: any ContainerRuntime) async throws -> Int32 {
+            let view: FleetView
+            do {
+                view = try await FleetView.load(store: store, runtime: runtime, secrets: global.secrets(), now: Date())
+            } catch let error as ContainerError {
+                throw CLIError("cannot observe Docker: \(error.code.rawValue): \(error.message)")
+            }
+            print(json ? PlanRenderer.json(view.plan) : PlanRenderer.text(view.plan))
+            return detailedExitcode && view.plan.hasChanges ? 2 : 0
+        }
+
+        private func apply(store: Store, runtime: any ContainerRuntime, logger: Logger) async throws -> Int32 {
+            let controller = options.controller(store: store, runtime: runtime, global: global, logger: logger)
+            let outcome: (view: FleetView, reports: [KeyReport])
+            do {
+                outcome = try await controller.reconcileOnce()
+            } catch let error as ContainerError {
+                await controller.recordUnreachable(error)
+                throw CLIError("cannot observe Docker: \(error.code.rawValue): \(error.message)")
+            }
+            let plan = outcome.view.merging(outcome.reports)
+            let results = outcome.reports.flatMap(\.results)
+            print(json ? PlanRenderer.json(plan, results: results) : PlanRenderer.text(plan, results: results))
+            if results.contains(where: { !$0.succeeded }) { return 1 }
+            return detailedExitcode && plan.hasChanges ? 2 : 0
         }
     }
 }
 
-/// Counts Docker requests by endpoint for `--stats`.
+/// Counts engine requests by endpoint for `--stats`.
 final class RequestTally: @unchecked Sendable {
     private var storage: [String: Int] = [:]
     private let lock = NSLock()
 
-    var observer: @Sendable (DockerClient.RequestRecord) -> Void {
-        { record in self.lock.withLock { self.storage[record.operation, default: 0] += 1 } }
+    var observer: @Sendable (EngineRequest) -> Void {
+        { request in self.lock.withLock { self.storage[request.operation, default: 0] += 1 } }
     }
 
     var counts: [String: Int] { lock.withLock { storage } }

@@ -1,6 +1,5 @@
 import ArgumentParser
 import BotMaker
-import DockerEngine
 import Foundation
 import Logging
 import Metrics
@@ -13,30 +12,33 @@ extension Botmaker {
         static let configuration = CommandConfiguration(
             abstract: "Run the reconciler as a service until SIGTERM or SIGINT.",
             discussion: """
-                Passes run at start, every --resync-interval, within about --poll-interval of a database edit made
-                by another connection (sqlite3, botmaker bot …), on Docker events for managed containers, and when a
-                bot's backoff ends. One reconciler per database: a second one exits with the holder's pid.
+                A full comparison runs at start, every --resync-interval and after the Docker event stream reconnects.
+                In between, work is per bot: within about --poll-interval of a database edit made by another connection
+                (sqlite3, botmaker bot …) only the changed rows are queued; a Docker event queues only its container's bot;
+                a bot in backoff comes back at its deadline. Up to --concurrency workers act at once, one per bot, so a slow
+                stop never delays another bot. One reconciler per database: a second one exits with the holder's pid.
+                Exits non-zero when the service fails (e.g. --metrics-addr cannot be bound), so a supervisor restarts it.
                 """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var options: ReconcileOptions
 
-        @Option(help: ArgumentHelp("Seconds between full passes.", valueName: "seconds"))
+        @Option(help: ArgumentHelp("Seconds between full comparisons (1 to 86400).", valueName: "seconds"))
         var resyncInterval: Double = 30
 
-        @Option(help: ArgumentHelp("Seconds between checks for database edits.", valueName: "seconds"))
+        @Option(help: ArgumentHelp("Seconds between checks for database edits (0.01 to 60).", valueName: "seconds"))
         var pollInterval: Double = 0.2
 
-        @Option(help: ArgumentHelp("Seconds in-flight Docker calls get to finish after SIGTERM.", valueName: "seconds"))
+        @Option(help: ArgumentHelp("Seconds in-flight Docker calls get to finish after SIGTERM (0 to 3600).", valueName: "seconds"))
         var shutdownGrace: Double = 15
 
         @Option(help: ArgumentHelp("Serve /metrics, /healthz and /readyz on HOST:PORT (off by default).", valueName: "host:port"))
         var metricsAddr: String?
 
         func validate() throws {
-            guard resyncInterval >= 1 else { throw ValidationError("--resync-interval must be at least 1 second") }
-            guard pollInterval >= 0.01, pollInterval <= 60 else { throw ValidationError("--poll-interval must be between 0.01 and 60 seconds") }
-            guard shutdownGrace >= 0 else { throw ValidationError("--shutdown-grace must not be negative") }
+            try Seconds.check("--resync-interval", resyncInterval, in: 1...86_400)
+            try Seconds.check("--poll-interval", pollInterval, in: 0.01...60)
+            try Seconds.check("--shutdown-grace", shutdownGrace, in: 0...3600)
             if let metricsAddr, MetricsServer.parseAddress(metricsAddr) == nil {
                 throw ValidationError("--metrics-addr must be HOST:PORT, e.g. 127.0.0.1:9464")
             }
@@ -51,37 +53,45 @@ extension Botmaker {
 
             let registry = PrometheusCollectorRegistry()
             if metricsAddr != nil { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
-            let client = DockerClient(host: try global.dockerHostValue(), logger: logger, observer: ReconcilerMetrics.dockerRequestObserver)
-            let reconciler = options.reconciler(store: store, client: client, global: global, logger: logger)
+            let runtime = try global.runtime(stopGraceSeconds: options.stopGrace, logger: logger,
+                                             observer: ReconcilerMetrics.engineRequestObserver)
+            let controller = options.controller(store: store, runtime: runtime, global: global, logger: logger)
             var settings = ReconcilerService.Settings()
-            settings.resyncInterval = .milliseconds(Int(resyncInterval * 1000))
-            settings.pollInterval = .milliseconds(Int(pollInterval * 1000))
-            let service = ReconcilerService(reconciler: reconciler, settings: settings, logger: logger)
+            settings.resyncInterval = Seconds.duration(resyncInterval)
+            settings.pollInterval = Seconds.duration(pollInterval)
+            let service = ReconcilerService(controller: controller, settings: settings, logger: logger)
 
             var services: [any Service] = []
             if let metricsAddr, let (host, port) = MetricsServer.parseAddress(metricsAddr) {
                 services.append(MetricsServer.make(host: host, port: port, registry: registry, readiness: {
                     do { _ = try await store.dataVersion() } catch { return (false, "database: \(error)") }
-                    do { try await client.ping() } catch { return (false, "docker: \(error)") }
+                    do { try await runtime.ping() } catch { return (false, "docker: \(error)") }
                     return (true, "ready")
                 }, logger: logger))
             }
             services.append(service)  // last in, first to shut down
             var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-            configuration.maximumGracefulShutdownDuration = .milliseconds(Int(shutdownGrace * 1000))
+            configuration.maximumGracefulShutdownDuration = Seconds.duration(shutdownGrace)
             configuration.maximumCancellationDuration = .seconds(5)
             let group = ServiceGroup(configuration: configuration)
             logger.info("botmaker run", metadata: [
-                "db": "\(store.path)", "instance": "\(global.instanceName)", "lock": "\(lock.path)", "docker.host": "\(client.host)",
+                "db": "\(store.path)", "instance": "\(global.instanceName)", "lock": "\(lock.path)", "docker.host": "\(runtime.endpoint)",
             ])
+            var failure: (any Error)?
             do {
                 try await group.run()
-            } catch {
+            } catch is CancellationError {
                 // Past the grace period in-flight calls are cancelled: still a requested, clean stop.
-                logger.warning("shutdown did not finish within the grace period", metadata: ["error": "\(error)"])
+                logger.warning("shutdown did not finish within the grace period; in-flight calls were cancelled")
+            } catch {
+                failure = error
             }
-            try? await client.shutdown()
+            await runtime.shutdown()
             withExtendedLifetime(lock) {}
+            if let failure {
+                logger.critical("botmaker failed", metadata: ["error": "\(failure)"])
+                throw CLIError("the service failed: \(failure)")
+            }
             logger.info("botmaker stopped")
         }
     }

@@ -12,20 +12,21 @@ extension Botmaker {
 
         func run() async throws {
             let store = try global.openStore(readOnly: true)
-            let bots = try store.listBots().map(BotStatusView.init)
+            let now = Date()
+            let bots = try store.listBots().map { BotStatusView($0, now: now) }
             if json {
                 print(Output.json(bots))
                 return
             }
             if bots.isEmpty { print("no bots"); return }
-            var rows = [["ID", "DESIRED", "ACTUAL", "CONTAINER", "LAST ACTION", "ERROR", "NEXT ATTEMPT"]]
+            var rows = [["ID", "DESIRED", "ACTUAL", "ACTIVITY", "CONTAINER", "LAST ACTION", "ERROR", "NEXT ATTEMPT"]]
             for bot in bots {
-                rows.append([
-                    bot.id, bot.desiredState ?? "?", bot.actualState ?? "-", bot.containerId.map { String($0.prefix(12)) } ?? "-",
-                    bot.lastAction.map { "\($0) \(bot.lastActionAt.map(Self.format) ?? "")" } ?? "-",
-                    bot.lastErrorCode.map { "\($0): \(bot.lastErrorMessage ?? "")" } ?? "-",
-                    bot.nextAttemptAt.map(Self.format) ?? "-",
-                ])
+                let container = bot.containerId.map { String($0.prefix(12)) } ?? "-"
+                let lastAction = bot.lastAction.map { "\($0) \(bot.lastActionAt.map(Self.format) ?? "")" } ?? "-"
+                let error = bot.lastErrorCode.map { "\($0): \(bot.lastErrorMessage ?? "")" } ?? "-"
+                let next = bot.nextAttemptAt.map(Self.format) ?? "-"
+                let row: [String] = [bot.id, bot.desiredState ?? "?", bot.actualState ?? "-", bot.activity ?? "-", container, lastAction, error, next]
+                rows.append(row)
             }
             print(Output.table(rows))
         }
@@ -55,8 +56,14 @@ struct BotStatusView: Encodable {
     var failureCount: Int
     var nextAttemptAt: Date?
     var lastReconciledAt: Date?
+    /// What is under way (`stopping since 4 s`) or awaited (`waiting: retry after NOT_FOUND until …`).
+    var activity: String?
+    var inFlightAction: String?
+    var inFlightSince: Date?
+    var waitingFor: String?
+    var waitUntil: Date?
 
-    init(_ listing: BotListing) {
+    init(_ listing: BotListing, now: Date = Date()) {
         id = listing.row.id
         desiredState = listing.row.desiredState
         generation = listing.row.generation
@@ -73,6 +80,15 @@ struct BotStatusView: Encodable {
         failureCount = status?.failureCount ?? 0
         nextAttemptAt = status?.nextAttemptAt
         lastReconciledAt = status?.lastReconciledAt
+        inFlightAction = status?.inFlightAction
+        inFlightSince = status?.inFlightSince
+        waitingFor = status?.waitingFor
+        waitUntil = status?.waitUntil
+        if let action = inFlightAction {
+            activity = action + (inFlightSince.map { " since \(max(0, Int(now.timeIntervalSince($0).rounded()))) s" } ?? "")
+        } else if let waitingFor {
+            activity = "waiting: " + waitingFor + (waitUntil.map { " until " + Botmaker.Status.format($0) } ?? "")
+        }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -80,5 +96,7 @@ struct BotStatusView: Encodable {
         case containerId = "container_id", exitCode = "exit_code", lastAction = "last_action", lastActionAt = "last_action_at"
         case lastErrorCode = "last_error_code", lastErrorMessage = "last_error_message", lastErrorAt = "last_error_at"
         case failureCount = "failure_count", nextAttemptAt = "next_attempt_at", lastReconciledAt = "last_reconciled_at"
+        case activity, inFlightAction = "in_flight_action", inFlightSince = "in_flight_since", waitingFor = "waiting_for"
+        case waitUntil = "wait_until"
     }
 }

@@ -22,6 +22,13 @@ import Testing
         #expect(wrapDockerError(DockerEngineError.timeout(operation: "ping", seconds: 5), botId: nil).code == .networkError)
     }
 
+    /// Regression: an old API version and a malformed DOCKER_HOST were reported as NETWORK_ERROR.
+    @Test func configurationAndCompatibilityAreNotNetworkErrors() {
+        #expect(wrapDockerError(DockerEngineError.unsupportedAPIVersion(server: "1.30", minimum: "1.41"), botId: nil).code == .engineIncompatible)
+        #expect(wrapDockerError(DockerEngineError.decoding(operation: "list", reason: "?"), botId: nil).code == .engineIncompatible)
+        #expect(wrapDockerError(DockerEngineError.invalidHost("bad DOCKER_HOST"), botId: nil).code == .configError)
+    }
+
     @Test func fallbackIsUsedForOtherFailures() {
         let error = DockerEngineError.http(status: 500, message: "boom", operation: "stop")
         #expect(wrapDockerError(error, botId: "a", fallback: .stopFailed).code == .stopFailed)
@@ -39,7 +46,7 @@ import Testing
     @Test func codesAreTheDocumentedStrings() {
         #expect(ContainerError.Code.allCases.map(\.rawValue) == [
             "NOT_FOUND", "ALREADY_EXISTS", "START_FAILED", "STOP_FAILED", "NETWORK_ERROR", "NOT_MANAGED", "INVALID_SPEC",
-            "CRASH_LOOP", "SECRETS_ERROR",
+            "CRASH_LOOP", "SECRETS_ERROR", "OBSERVE_FAILED", "ENGINE_INCOMPATIBLE", "CONFIG_ERROR",
         ])
     }
 }

@@ -1,109 +1,68 @@
 @testable import BotMaker
-import DockerEngine
 import Foundation
 import Logging
 import Testing
 import TestSupport
 
-@Suite struct ServiceSchedulingTests {
-    @Test func aBurstOfTriggersCoalescesIntoOnePendingPass() async {
-        let queue = TriggerQueue()
-        for _ in 0..<100 { queue.fire(.database) }
-        queue.fire(.dockerEvent)
-        queue.finish()
-        var received: [PassTrigger] = []
-        for await trigger in queue.stream { received.append(trigger) }
-        #expect(received == [.dockerEvent])
-    }
-
-    @Test func triggersDuringAPassLeadToExactlyOneMorePass() async {
-        let queue = TriggerQueue()
-        let passes = LockedBox(0)
-        let (started, startedContinuation) = AsyncStream.makeStream(of: Void.self)
-        let (release, releaseContinuation) = AsyncStream.makeStream(of: Void.self)
-        queue.fire(.startup)
-        let loop = Task {
-            var releases = release.makeAsyncIterator()
-            for await _ in queue.stream {
-                passes.update { $0 += 1 }
-                startedContinuation.yield()
-                _ = await releases.next()
-            }
-        }
-        var startedIterator = started.makeAsyncIterator()
-        _ = await startedIterator.next()  // first pass is running
-        for _ in 0..<50 { queue.fire(.database) }
-        releaseContinuation.yield()  // first pass ends
-        _ = await startedIterator.next()  // the one coalesced pass starts
-        releaseContinuation.yield()
-        queue.finish()
-        await loop.value
-        #expect(passes.value == 2)
-    }
-
-    @Test func nextWakeIsTheEarliestFutureDeadline() {
-        let now = Date(timeIntervalSince1970: 1_000)
-        var waiting = BotStatus(botId: "w")
-        waiting.nextAttemptAt = now.addingTimeInterval(30)
-        var past = BotStatus(botId: "p")
-        past.nextAttemptAt = now.addingTimeInterval(-5)
-        let plan = Plan(actions: [
-            PlannedAction(botId: "w", containerName: "botmaker-w", kind: .wait, cause: "backing off"),
-            PlannedAction(botId: "p", containerName: "botmaker-p", kind: .wait, cause: "backing off"),
-        ])
-        let failed = ActionResult(action: PlannedAction(botId: "f", containerName: "botmaker-f", kind: .create, cause: "no container"),
-                                  error: ContainerError(.notFound, "No such image"), seconds: 0.1, nextAttemptAt: now.addingTimeInterval(2))
-        #expect(WakeSchedule.nextWake(plan: plan, statuses: ["w": waiting, "p": past], results: [], now: now) == now.addingTimeInterval(30))
-        #expect(WakeSchedule.nextWake(plan: plan, statuses: ["w": waiting, "p": past], results: [failed], now: now) == now.addingTimeInterval(2))
-        #expect(WakeSchedule.nextWake(plan: Plan(), statuses: [:], results: [], now: now) == nil)
-    }
-
-    /// The poller fires `backoff` only once the injected clock passes the deadline, fires `database`
-    /// for another connection's commit, and never for the service's own writes.
-    @Test(.timeLimit(.minutes(3))) func pollerUsesTheInjectedClockAndIgnoresOwnWrites() async throws {
-        let dir = try TemporaryDirectory()
-        defer { dir.remove() }
+/// How `botmaker run` feeds the work queue: database edits by other connections queue only the
+/// changed rows, engine events queue only their container's bot. The in-memory engine and a real
+/// SQLite file; every wait is on the queue itself, never on wall-clock time.
+@Suite(.timeLimit(.minutes(2))) struct ServiceSchedulingTests {
+    static func makeService(_ dir: TemporaryDirectory, clock: ManualWallClock = ManualWallClock()) throws -> (ReconcilerService, InMemoryRuntime, Store) {
         let store = try Store.open(path: dir.file("bots.db"))
-        let clock = LockedBox(Date(timeIntervalSince1970: 5_000))
-        let client = DockerClient(host: DockerHost(transport: .unixSocket(path: dir.file("no-docker.sock"))))
-        let reconciler = Reconciler(store: store, docker: DockerService(client: client), secrets: SecretsManager(root: dir.file("s")),
-                                    now: { clock.value })
+        let runtime = InMemoryRuntime(clock: clock)
+        let controller = Controller(store: store, runtime: runtime, secrets: SecretsManager(root: dir.file("s")), clock: clock,
+                                    logger: Logger(label: "test"))
         var settings = ReconcilerService.Settings()
         settings.pollInterval = .milliseconds(20)
-        let service = ReconcilerService(reconciler: reconciler, settings: settings, logger: Logger(label: "test"))
-        service.pendingWake = Date(timeIntervalSince1970: 5_010)
-        let poller = Task { await service.pollDatabaseAndDeadlines() }
-        var triggers = service.triggers.stream.makeAsyncIterator()
+        return (ReconcilerService(controller: controller, settings: settings, logger: Logger(label: "test")), runtime, store)
+    }
 
-        // Our own write: no trigger. Then the clock passes the deadline: exactly one backoff trigger.
-        try store.addBot(id: "own", changes: BotChanges(image: "img:1"))
-        try await Task.sleep(for: .milliseconds(200))
-        clock.update { $0 = Date(timeIntervalSince1970: 5_011) }
-        #expect(await triggers.next() == .backoff)
-        #expect(service.pendingWake == nil)
+    /// The service's own writes never wake the poller; another connection's edit queues exactly its row.
+    @Test func anEditByAnotherConnectionQueuesOnlyItsRowAndOwnWritesQueueNothing() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (service, _, store) = try Self.makeService(dir)
+        for id in ["a", "b", "c"] { try store.addBot(id: id, changes: BotChanges(image: "img:1")) }
+        await service.resync(.startup)
+        let queue = service.controller.queue
+        for _ in 0..<3 { if let key = await queue.next() { queue.done(key) } }
+        #expect(queue.stats.depth == 0)
 
-        // Another connection commits: a database trigger.
-        try runProcess(["sqlite3", dir.file("bots.db"), "INSERT INTO bots (id, image) VALUES ('other', 'img:1')"])
-        #expect(await triggers.next() == .database)
+        let poller = Task { await service.pollDatabase() }
+        // Our own write (a status row, what the service writes): no change noticed.
+        try await store.record(statuses: [BotStatus(botId: "a")], events: [])
+        // Another connection edits one row of three.
+        try await runProcess(["sqlite3", dir.file("bots.db"), "UPDATE bots SET environment = '[\"K=v\"]' WHERE id = 'b'"])
+        #expect(await queue.next() == .bot("b"))
+        #expect(queue.stats.depth == 0)
+        #expect(service.databaseChangesNoticed == 1)
+
+        // A deletion reaches the queue through its tombstone.
+        queue.done(.bot("b"))
+        try await runProcess(["sqlite3", dir.file("bots.db"), "DELETE FROM bots WHERE id = 'c'"])
+        #expect(await queue.next() == .bot("c"))
+        #expect(service.databaseChangesNoticed == 2)
         poller.cancel()
         await poller.value
-        try await client.shutdown()
     }
 
-    @Test func eventsThatDoNotChangeContainersAreIgnored() {
-        #expect(ReconcilerService.triggersPass("die"))
-        #expect(ReconcilerService.triggersPass("destroy"))
-        #expect(ReconcilerService.triggersPass("start"))
-        #expect(!ReconcilerService.triggersPass("exec_start"))
-        #expect(!ReconcilerService.triggersPass("health_status"))
-    }
+    @Test func anEngineEventQueuesOnlyItsContainersBot() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (service, runtime, store) = try Self.makeService(dir)
+        for id in ["a", "b"] { try store.addBot(id: id, changes: BotChanges(image: "img:1")) }
+        await service.resync(.startup)
+        let queue = service.controller.queue
+        for _ in 0..<2 { if let key = await queue.next() { queue.done(key) } }
 
-    @Test func metricsAddressesParse() {
-        #expect(MetricsServer.parseAddress("127.0.0.1:9464")! == ("127.0.0.1", 9464))
-        #expect(MetricsServer.parseAddress("[::1]:0")! == ("::1", 0))
-        #expect(MetricsServer.parseAddress("9464") == nil)
-        #expect(MetricsServer.parseAddress(":9464") == nil)
-        #expect(MetricsServer.parseAddress("h:70000") == nil)
+        let watcher = Task { await service.watchEvents() }
+        await runtime.waitForSubscribers(1)
+        _ = try await runtime.createContainer(botId: "b", config: ContainerConfig(image: "img:1", secretsPath: "/s/b"))
+        #expect(await queue.next() == .bot("b"))
+        #expect(queue.stats.depth == 0)
+        watcher.cancel()
+        await watcher.value
     }
 
     @Test func lockIsExclusiveAndNamesTheHolder() throws {

@@ -12,7 +12,7 @@ import TestSupport
         do {
             let store = try Store.open(path: path)
             #expect(try store.appliedMigrations() == Store.knownMigrations)
-            #expect(Store.knownMigrations == ["0001_init", "0002_recent_events"])
+            #expect(Store.knownMigrations == ["0001_init", "0002_recent_events", "0003_work_queue"])
             let mode = try store.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
             #expect(mode == "wal")
             try store.addBot(id: "a", changes: BotChanges(image: "img:1"))
@@ -173,5 +173,42 @@ import TestSupport
         for row in snapshot.bots {
             if case .valid = BotValidation.validate(row, secretsRoot: "/s") { Issue.record("\(row.id.debugDescription) should be invalid") }
         }
+    }
+
+    /// Every kind of edit, by the CLI or the sqlite3 shell, shows up as a change after the revision read before it;
+    /// nothing else does.
+    @Test func changesSinceARevisionAreExactlyTheEditedRows() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.file("bots.db")
+        let store = try Store.open(path: path)
+        for id in ["a", "b", "c", "d"] { try store.addBot(id: id, changes: BotChanges(image: "img:1")) }
+        func sql(_ statement: String) async throws {
+            let output = try await runProcess(["sqlite3", path, statement])
+            #expect(output.status == 0, "\(output.stderr)")
+        }
+        var seen = try await store.revision()
+        func changed() async throws -> [String] {
+            let changes = try await store.changes(since: seen)
+            #expect(!changes.isReset)
+            seen = changes.revision
+            return changes.botIds.sorted()
+        }
+        #expect(try await changed() == [])
+        try await sql("UPDATE bots SET image = 'img:2' WHERE id = 'a'")
+        #expect(try await changed() == ["a"])
+        try await sql("DELETE FROM bots WHERE id = 'b'")
+        #expect(try await changed() == ["b"])
+        try await sql("UPDATE bots SET id = 'e' WHERE id = 'c'")
+        #expect(try await changed() == ["c", "e"])
+        try await sql("INSERT INTO bots (id, image) VALUES ('b', 'img:1')")
+        #expect(try await changed() == ["b"])
+        try store.requestRestart(id: "d")
+        #expect(try await changed() == ["d"])
+        // Writes to status and events are not changes of the desired state.
+        try await store.record(statuses: [BotStatus(botId: "a")], events: [BotEvent(at: Date(), botId: "a", action: "x", result: "ok")])
+        #expect(try await changed() == [])
+        // A store whose revision went back (a replaced or restored file) says so.
+        #expect(try await store.changes(since: seen + 100).isReset)
     }
 }

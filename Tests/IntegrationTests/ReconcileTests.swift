@@ -228,16 +228,17 @@ struct ReconcileTests {
             let counter = RequestCounter()
             try await DockerClient.withClient(host: try DockerHost.fromEnvironment(), observer: counter.observer) { client in
                 let store = try Store.open(path: deployment.db)
-                let reconciler = Reconciler(
-                    store: store, docker: DockerService(client: client, instance: deployment.instance),
-                    secrets: SecretsManager(root: deployment.secretsDir))
-                _ = try await client.apiVersion()  // negotiated once per process, not per pass
+                let controller = Controller(
+                    store: store, runtime: DockerService(client: client, instance: deployment.instance),
+                    secrets: SecretsManager(root: deployment.secretsDir), logger: Logger(label: "test"))
+                _ = try await client.apiVersion()  // negotiated once per process, not per resync
                 counter.reset()
-                let pass = try await reconciler.plan()
-                let report = await reconciler.apply(pass)
-                #expect(pass.plan.actions.isEmpty)
-                #expect(pass.plan.statusUpdates.isEmpty)
-                #expect(report.results.isEmpty)
+                let writes = store.writeTransactions
+                let outcome = try await controller.reconcileOnce()
+                #expect(outcome.view.plan.actions.isEmpty)
+                #expect(outcome.view.plan.statusUpdates.isEmpty)
+                #expect(outcome.reports.isEmpty)
+                #expect(store.writeTransactions == writes)
                 #expect(counter.snapshot == ["containers.list": 1])
             }
         }

@@ -2,11 +2,12 @@ import DockerEngine
 import Foundation
 import Logging
 
-/// The Docker layer for bot containers. Containers are named `botmaker-<id>`, labelled
-/// `botmaker.managed=true`, `botmaker.bot-id=<id>` and `botmaker.instance=<instance>`; a container
-/// without the managed label (or owned by another instance) is never stopped, removed or restarted,
-/// whatever its name.
-public struct DockerService: Sendable {
+/// The Docker Engine API implementation of ``ContainerRuntime`` (Podman's compatible API too).
+/// Containers are named `botmaker-<id>`, labelled `botmaker.managed=true`, `botmaker.bot-id=<id>` and
+/// `botmaker.instance=<instance>`; a container without the managed label (or owned by another
+/// instance) is never stopped, removed or restarted, whatever its name. The only file outside
+/// `DockerEngine` that knows the Engine API.
+public struct DockerService: ContainerRuntime {
     public let client: DockerClient
     /// Seconds Docker waits after SIGTERM before SIGKILL on stop and restart.
     public var stopGraceSeconds: Int
@@ -20,6 +21,30 @@ public struct DockerService: Sendable {
         self.stopGraceSeconds = stopGraceSeconds
         self.instance = instance
         self.logger = logger
+    }
+
+    /// A service on the engine at `host` (`unix:///path` or `tcp://host:port`; nil: `DOCKER_HOST`, else the
+    /// default socket). `observer` sees every finished request. Call ``shutdown()`` when done.
+    public static func connect(host: String?, stopGraceSeconds: Int = 10, instance: String = BotLabels.defaultInstance,
+                               logger: Logger, observer: (@Sendable (EngineRequest) -> Void)? = nil) throws(ContainerError) -> DockerService {
+        let parsed: DockerHost
+        do {
+            parsed = try DockerHost(parsing: host ?? ProcessInfo.processInfo.environment["DOCKER_HOST"])
+        } catch {
+            throw wrapDockerError(error, botId: nil)
+        }
+        var recorder: (@Sendable (DockerClient.RequestRecord) -> Void)?
+        if let observer {
+            recorder = { record in observer(EngineRequest(operation: record.operation, status: record.status, seconds: record.seconds)) }
+        }
+        let client = DockerClient(host: parsed, logger: logger, observer: recorder)
+        return DockerService(client: client, stopGraceSeconds: stopGraceSeconds, instance: instance, logger: logger)
+    }
+
+    public var endpoint: String { client.host.description }
+
+    public func shutdown() async {
+        try? await client.shutdown()
     }
 
     /// True when the labels say this service's instance manages the container.
@@ -36,6 +61,15 @@ public struct DockerService: Sendable {
 
     public static func containerName(for botId: String) -> String {
         ContainerDefaults.containerName(for: botId)
+    }
+
+    public func ping() async throws(ContainerError) {
+        do {
+            try await client.ping()
+            _ = try await client.apiVersion()
+        } catch {
+            throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
+        }
     }
 
     /// Creates the bot's container (not started) and returns its id.
@@ -76,16 +110,13 @@ public struct DockerService: Sendable {
         }
     }
 
-    /// Starts the bot's container; already running is success.
-    public func startContainer(botId: String) async throws(ContainerError) {
-        let container = try await requireManaged(botId: botId, fallback: .startFailed)
-        try await start(containerId: container.id, botId: botId)
-    }
-
-    /// Starts a container by id, for one this service has just created (no name lookup needed).
-    func start(containerId: String, botId: String) async throws(ContainerError) {
+    /// Starts the bot's container, by id when the caller has just created it (no lookup needed).
+    public func startContainer(botId: String, containerId: String?) async throws(ContainerError) {
+        var id = containerId
+        if id == nil { id = try await requireManaged(botId: botId, fallback: .startFailed).id }
+        guard let id else { return }
         do {
-            try await client.startContainer(containerId)
+            try await client.startContainer(id)
         } catch {
             throw wrapDockerError(error, botId: botId, fallback: .startFailed)
         }
@@ -152,7 +183,7 @@ public struct DockerService: Sendable {
 
     /// The bot's container state, or nil when it has none.
     public func getContainerStatus(botId: String) async throws(ContainerError) -> ContainerStatus? {
-        guard let container = try await managedContainer(botId: botId, fallback: .startFailed) else { return nil }
+        guard let container = try await managedContainer(botId: botId, fallback: .observeFailed) else { return nil }
         return Self.status(of: container)
     }
 
@@ -162,7 +193,7 @@ public struct DockerService: Sendable {
             let summaries = try await client.listContainers(all: true, filters: ["label": ["\(BotLabels.managed)=true"]])
             return summaries.compactMap(managedInfo)
         } catch {
-            throw wrapDockerError(error, botId: nil, fallback: .startFailed)
+            throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
         }
     }
 
@@ -172,7 +203,7 @@ public struct DockerService: Sendable {
         do {
             summaries = try await client.listContainers(all: true)
         } catch {
-            throw wrapDockerError(error, botId: nil, fallback: .startFailed)
+            throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
         }
         var observed = ObservedContainers()
         for summary in summaries {
@@ -185,6 +216,74 @@ public struct DockerService: Sendable {
         return observed
     }
 
+    /// One inspect of the bot's container name: ours, held by someone else, or nothing.
+    public func observe(botId: String) async throws(ContainerError) -> ObservedContainers {
+        let name = Self.containerName(for: botId)
+        let container: ContainerInspect
+        do {
+            container = try await client.inspectContainer(name)
+        } catch {
+            if error.httpStatus == 404 { return ObservedContainers() }
+            throw wrapDockerError(error, botId: botId, fallback: .observeFailed)
+        }
+        // Docker falls back to id-prefix matching: only the exact name counts.
+        guard container.name == "/" + name else { return ObservedContainers() }
+        guard owns(container.config.labels) else { return ObservedContainers(foreignNames: [name: container.id]) }
+        return ObservedContainers(managed: [Self.info(of: container)])
+    }
+
+    public func observe(containerId: String) async throws(ContainerError) -> ContainerInfo? {
+        let container: ContainerInspect
+        do {
+            container = try await client.inspectContainer(containerId)
+        } catch {
+            if error.httpStatus == 404 { return nil }
+            throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
+        }
+        guard container.id.hasPrefix(containerId), owns(container.config.labels) else { return nil }
+        return Self.info(of: container)
+    }
+
+    /// Containers made by a version without spec-hash labels are adopted, not recreated, when their
+    /// image, environment, command and secrets mount match the bot.
+    public func matchesWithoutSpecHash(containerId: String, config: ContainerConfig) async -> Bool {
+        do {
+            let inspected = try await client.inspectContainer(containerId)
+            let imageEnvironment = (try? await client.inspectImage(inspected.config.image).env) ?? []
+            return Self.matches(inspected, bot: config, imageEnvironment: imageEnvironment)
+        } catch {
+            logger.debug("cannot inspect a container without a spec hash", metadata: ["container.id": "\(containerId.prefix(12))", "error": "\(error)"])
+            return false
+        }
+    }
+
+    static func matches(_ container: ContainerInspect, bot: ContainerConfig, imageEnvironment: [String]) -> Bool {
+        guard container.config.image == bot.image else { return false }
+        let actual = Set(container.config.env)
+        guard Set(bot.environment).isSubset(of: actual) else { return false }
+        let desiredKeys = Set(bot.environment.map(EnvironmentEntry.key))
+        let extras = actual.subtracting(bot.environment).filter { !desiredKeys.contains(EnvironmentEntry.key($0)) }
+        guard extras.isSubset(of: Set(imageEnvironment)) else { return false }
+        if let command = bot.command, container.config.cmd != command { return false }
+        return (container.hostConfig.binds ?? []).contains(ContainerDefaults.secretsBind(bot.secretsPath))
+    }
+
+    /// Our containers' lifecycle events, from Docker's `/events` (filtered by the managed label here and by instance below).
+    public func events(onConnect: @escaping @Sendable () -> Void) -> AsyncThrowingStream<RuntimeEvent, any Error> {
+        let source = EventSource(client.events(filters: ["type": ["container"], "label": ["\(BotLabels.managed)=true"]], onConnect: onConnect))
+        let service = self
+        return AsyncThrowingStream {
+            while let event = try await source.next() {
+                guard service.owns(event.attributes) else { continue }
+                let name = event.attributes["name"] ?? ""
+                let botId = event.attributes[BotLabels.botId]
+                    ?? (name.hasPrefix(ContainerDefaults.namePrefix) ? String(name.dropFirst(ContainerDefaults.namePrefix.count)) : name)
+                return RuntimeEvent(action: event.baseAction, containerId: event.actorID, name: name, botId: botId)
+            }
+            return nil
+        }
+    }
+
     // MARK: - Helpers
 
     func managedInfo(_ summary: ContainerSummary) -> ContainerInfo? {
@@ -195,6 +294,18 @@ public struct DockerService: Sendable {
         return ContainerInfo(
             id: summary.id, name: name, botId: botId, state: ContainerState(docker: summary.state),
             status: summary.status, image: summary.image, labels: summary.labels)
+    }
+
+    static func info(of container: ContainerInspect) -> ContainerInfo {
+        let name = String(container.name.drop { $0 == "/" })
+        let state = ContainerState(docker: container.state.status)
+        let labels = container.config.labels
+        let botId = labels[BotLabels.botId]
+            ?? (name.hasPrefix(ContainerDefaults.namePrefix) ? String(name.dropFirst(ContainerDefaults.namePrefix.count)) : name)
+        let exitCode: Int? = [.exited, .restarting, .dead].contains(state) ? container.state.exitCode : nil
+        return ContainerInfo(id: container.id, name: name, botId: botId, state: state,
+                             status: state.rawValue + (exitCode.map { " (\($0))" } ?? ""),
+                             image: container.config.image, labels: labels, exitCode: exitCode)
     }
 
     static func status(of container: ContainerInspect) -> ContainerStatus {
@@ -238,14 +349,15 @@ public struct DockerService: Sendable {
     }
 }
 
-/// What one list call saw: our containers, and names in our namespace held by containers we don't manage.
-public struct ObservedContainers: Sendable, Equatable {
-    public var managed: [ContainerInfo] = []
-    /// Container name → id, for containers we don't own whose name starts with `botmaker-`.
-    public var foreignNames: [String: String] = [:]
+/// Lets the single consumer of an `AsyncThrowingStream(unfolding:)` drive a non-Sendable iterator.
+private final class EventSource: @unchecked Sendable {
+    private var iterator: DockerEventStream.Iterator
 
-    public init(managed: [ContainerInfo] = [], foreignNames: [String: String] = [:]) {
-        self.managed = managed
-        self.foreignNames = foreignNames
+    init(_ stream: DockerEventStream) {
+        iterator = stream.makeAsyncIterator()
+    }
+
+    func next() async throws -> DockerEvent? {
+        try await iterator.next()
     }
 }

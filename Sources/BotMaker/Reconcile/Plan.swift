@@ -27,6 +27,19 @@ public struct PlannedAction: Sendable, Equatable {
             }
         }
 
+        /// How `status` names the action while a worker performs it.
+        public var inFlightName: String {
+            switch self {
+            case .create: "creating"
+            case .start: "starting"
+            case .stop: "stopping"
+            case .restart: "restarting"
+            case .recreate: "recreating"
+            case .remove: "removing"
+            case .invalid, .blocked, .wait: rawValue
+            }
+        }
+
         /// The plan symbol: `+` create, `~` start/stop/restart, `-/+` recreate, `-` remove, `!` invalid or blocked, `…` wait.
         public var symbol: String {
             switch self {
@@ -52,9 +65,12 @@ public struct PlannedAction: Sendable, Equatable {
     public var errorCode: ContainerError.Code?
     /// True when the container has no bot row (orphan or stray): there is no status row to write.
     public var isOrphan: Bool
+    /// For `wait`: when to look at the bot again (nil: as soon as an event says something changed, or shortly).
+    public var retryAt: Date?
 
     public init(botId: String, containerName: String, kind: Kind, cause: String, containerId: String? = nil,
-                desired: DesiredBot? = nil, errorCode: ContainerError.Code? = nil, isOrphan: Bool = false) {
+                desired: DesiredBot? = nil, errorCode: ContainerError.Code? = nil, isOrphan: Bool = false, retryAt: Date? = nil) {
+        self.retryAt = retryAt
         self.botId = botId
         self.containerName = containerName
         self.kind = kind
@@ -67,6 +83,13 @@ public struct PlannedAction: Sendable, Equatable {
 }
 
 /// The outcome of planning: user-visible actions plus the status rows that change without any Docker call.
+extension PlannedAction {
+    /// The work-queue key this action belongs to.
+    public var workKey: WorkKey {
+        containerId.map { WorkKey.forContainer(named: containerName, botId: botId, id: $0) } ?? .bot(botId)
+    }
+}
+
 public struct Plan: Sendable, Equatable {
     /// One entry per bot or orphan that needs attention, sorted by container name.
     public var actions: [PlannedAction] = []
@@ -85,4 +108,9 @@ public struct Plan: Sendable, Equatable {
     public var hasChanges: Bool { actions.contains { $0.kind.isMutating } }
 
     public func count(_ kind: PlannedAction.Kind) -> Int { actions.count { $0.kind == kind } }
+
+    /// Sorts actions the way plans are shown: by container name, then container id.
+    public mutating func sortActions() {
+        actions.sort { ($0.containerName, $0.containerId ?? "") < ($1.containerName, $1.containerId ?? "") }
+    }
 }

@@ -42,10 +42,7 @@ public enum PlanRenderer {
     /// `KEY=***` for each entry.
     public static func maskedEnvironment(_ environment: [String]) -> String {
         if environment.isEmpty { return "(none)" }
-        return environment.map { entry in
-            let key = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            return "\(key)=***"
-        }.joined(separator: " ")
+        return environment.map { EnvironmentEntry.key($0) + "=***" }.joined(separator: " ")
     }
 
     /// The JSON document for a plan or an applied pass (`mode` is `plan` or `apply`).
@@ -67,7 +64,7 @@ public enum PlanRenderer {
                     containerId: action.containerId,
                     errorCode: action.errorCode?.rawValue,
                     image: action.desired?.config.image,
-                    environmentKeys: action.desired.map { $0.config.environment.map { String($0.prefix { $0 != "=" }) } },
+                    environmentKeys: action.desired.map { $0.config.environment.map(EnvironmentEntry.key) },
                     result: outcome.map { $0.succeeded ? "ok" : "error" },
                     error: outcome?.error.map { .init(code: $0.code.rawValue, message: $0.message) },
                     seconds: outcome?.seconds)

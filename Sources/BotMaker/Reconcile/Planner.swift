@@ -68,7 +68,7 @@ public enum Planner {
                                               containerId: container.id, isOrphan: true))
         }
 
-        plan.actions.sort { ($0.containerName, $0.containerId ?? "") < ($1.containerName, $1.containerId ?? "") }
+        plan.sortActions()
         return plan
     }
 
@@ -154,18 +154,25 @@ public enum Planner {
         var status = prior ?? BotStatus(botId: bot.id)
         switch decision {
         case .act(let kind, let cause):
-            if let prior, let retryAt = prior.nextAttemptAt, retryAt > input.now, prior.lastErrorCode != nil,
+            if let prior, let retryAt = prior.nextAttemptAt, retryAt > input.now, let code = prior.lastErrorCode,
                prior.failedGeneration == bot.generation {
-                let code = prior.lastErrorCode ?? "error"
                 plan.actions.append(PlannedAction(
                     botId: bot.id, containerName: name, kind: .wait,
                     cause: "\(kind.rawValue) after \(code) is backing off until \(Self.format(retryAt)) (failure \(prior.failureCount))",
-                    containerId: container?.id, desired: bot))
+                    containerId: container?.id, desired: bot, retryAt: retryAt))
+                observe(container, into: &status)
+                status.waitingFor = retryReason(code)
+                status.waitUntil = retryAt
+                commit(status, input: input, into: &plan)
                 return
             }
             plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: kind, cause: cause, containerId: container?.id, desired: bot))
         case .waitForDocker(let cause):
             plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .wait, cause: cause, containerId: container?.id, desired: bot))
+            observe(container, into: &status)
+            status.waitingFor = cause
+            status.waitUntil = nil
+            commit(status, input: input, into: &plan)
         case .blocked(let code, let message):
             plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .blocked, cause: message,
                                               containerId: container?.id, desired: bot, errorCode: code))
@@ -178,18 +185,18 @@ public enum Planner {
                 status.specHash = container.specHash ?? input.adoptedHashes[container.id] ?? status.specHash
             }
             status.observedGeneration = bot.generation
-            status.lastErrorCode = nil
-            status.lastErrorMessage = nil
-            status.lastErrorAt = nil
-            status.failedGeneration = nil
-            status.failureCount = 0
-            status.nextAttemptAt = nil
+            status.clearError()
+            status.waitingFor = nil
+            status.waitUntil = nil
             commit(status, input: input, into: &plan)
         }
     }
 
     /// Copies what the list call shows about the container into a status row.
     static func observe(_ container: ContainerInfo?, into status: inout BotStatus) {
+        // A worker that planned this is not performing anything: an in-flight mark left by a crash is stale.
+        status.inFlightAction = nil
+        status.inFlightSince = nil
         guard let container else {
             status.containerId = nil
             status.actualState = "absent"
@@ -216,7 +223,12 @@ public enum Planner {
         status.lastErrorCode = code.rawValue
         status.lastErrorMessage = message
         status.nextAttemptAt = nil
+        status.waitingFor = nil
+        status.waitUntil = nil
     }
+
+    /// What a bot backing off after a failure with `code` waits for.
+    public static func retryReason(_ code: String) -> String { "retry after \(code)" }
 
     /// Adds the status row to the plan only if it differs from the stored one.
     static func commit(_ status: BotStatus, input: PlannerInput, into plan: inout Plan) {

@@ -1,23 +1,32 @@
-import DockerEngine
 import Foundation
 import Metrics
 import NIOConcurrencyHelpers
 
-/// The service's metrics, through swift-metrics (exported as Prometheus text when bootstrapped).
-/// Names follow Prometheus conventions; see docs/operations.md for what each one means.
+/// The controller's metrics, through swift-metrics (exported as Prometheus text by `botmaker run`
+/// when `--metrics-addr` is set). Names follow Prometheus and controller-runtime conventions; see
+/// docs/operations.md for what each one means.
 public final class ReconcilerMetrics: Sendable {
-    private let passDuration = Metrics.Timer(label: "botmaker_reconcile_pass_duration_seconds", preferredDisplayUnit: .seconds)
-    private let lastSuccess = Gauge(label: "botmaker_last_successful_pass_timestamp_seconds")
+    private let reconcileDuration = Metrics.Timer(label: "botmaker_reconcile_duration_seconds", preferredDisplayUnit: .seconds)
+    private let lastResync = Gauge(label: "botmaker_last_successful_resync_timestamp_seconds")
     private let botsInError = Gauge(label: "botmaker_bots_in_error")
     private let reconnects = Counter(label: "botmaker_event_stream_reconnects_total")
+    private let queueDepth = Gauge(label: "botmaker_workqueue_depth")
+    private let queueBusy = Gauge(label: "botmaker_workqueue_busy_workers")
+    private let queueWaiting = Gauge(label: "botmaker_workqueue_waiting_keys")
+    private let queueOldest = Gauge(label: "botmaker_workqueue_oldest_age_seconds")
     private let reportedBotGauges = NIOLockedValueBox<Set<[String]>>([])
 
     public init() {}
 
-    public func pass(result: String, trigger: PassTrigger, seconds: Double) {
-        Counter(label: "botmaker_reconcile_passes_total", dimensions: [("result", result), ("trigger", trigger.rawValue)]).increment()
-        passDuration.recordNanoseconds(Int64(seconds * 1e9))
-        if result != "error" { lastSuccess.record(Date().timeIntervalSince1970) }
+    /// One key worked: `ok` (actions succeeded), `error` (one failed) or `noop`.
+    public func reconciled(result: String, seconds: Double) {
+        Counter(label: "botmaker_reconcile_total", dimensions: [("result", result)]).increment()
+        reconcileDuration.recordNanoseconds(Int64(seconds * 1e9))
+    }
+
+    public func resync(trigger: String, result: String) {
+        Counter(label: "botmaker_resyncs_total", dimensions: [("trigger", trigger), ("result", result)]).increment()
+        if result == "ok" { lastResync.record(Date().timeIntervalSince1970) }
     }
 
     public func action(kind: String, result: String) {
@@ -28,8 +37,24 @@ public final class ReconcilerMetrics: Sendable {
         reconnects.increment()
     }
 
-    /// Counts bots by (desired, actual) state; combinations no longer present drop to 0.
-    public func bots(byState counts: [[String]: Int], inError: Int) {
+    public func queue(_ stats: WorkQueue<WorkKey>.Stats, now: Date) {
+        queueDepth.record(stats.depth)
+        queueBusy.record(stats.busy)
+        queueWaiting.record(stats.delayed)
+        queueOldest.record(stats.oldestQueuedAt.map { max(0, now.timeIntervalSince($0)) } ?? 0)
+    }
+
+    /// Counts bots by (desired, actual) state as a resync saw them; combinations no longer present drop to 0.
+    public func fleet(_ view: FleetView) {
+        let actual = Dictionary(view.observed.managed.map { ($0.botId, $0.state.rawValue) }, uniquingKeysWith: { a, _ in a })
+        var counts: [[String]: Int] = [:]
+        for row in view.snapshot.bots {
+            counts[[row.desiredState ?? "invalid", actual[row.id] ?? "absent"], default: 0] += 1
+        }
+        var inError = Set(view.snapshot.statuses.values.filter { $0.lastErrorCode != nil }.map(\.botId))
+        for status in view.plan.statusUpdates {
+            if status.lastErrorCode == nil { inError.remove(status.botId) } else { inError.insert(status.botId) }
+        }
         let previous = reportedBotGauges.withLockedValue { reported -> Set<[String]> in
             let old = reported
             reported.formUnion(counts.keys)
@@ -38,14 +63,14 @@ public final class ReconcilerMetrics: Sendable {
         for key in previous.union(counts.keys) where key.count == 2 {
             Gauge(label: "botmaker_bots", dimensions: [("desired", key[0]), ("actual", key[1])]).record(counts[key] ?? 0)
         }
-        botsInError.record(inError)
+        botsInError.record(inError.count)
     }
 
-    /// An observer for ``DockerClient`` counting requests by endpoint and status.
-    public static var dockerRequestObserver: @Sendable (DockerClient.RequestRecord) -> Void {
-        { record in
+    /// An observer for the engine counting requests by endpoint and status.
+    public static var engineRequestObserver: @Sendable (EngineRequest) -> Void {
+        { request in
             Counter(label: "botmaker_docker_requests_total",
-                    dimensions: [("endpoint", record.operation), ("status", record.status.map(String.init) ?? "unreachable")]).increment()
+                    dimensions: [("endpoint", request.operation), ("status", request.status.map(String.init) ?? "unreachable")]).increment()
         }
     }
 }

@@ -1,12 +1,13 @@
-import DockerEngine
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
 
-/// The long-running controller (`botmaker run`): one reconcile loop fed by a resync timer, database
-/// edits (`PRAGMA data_version`), Docker events and backoff deadlines. Passes never overlap and bursts
-/// coalesce. On graceful shutdown no new pass or action starts; the running ones finish.
+/// The long-running controller (`botmaker run`): feeds the ``Controller``'s work queue. A resync timer
+/// (and the start, and every reconnect of the event stream) runs the full comparison; a database edit
+/// (`PRAGMA data_version`) queues only the rows changed since the last revision seen; an engine event
+/// queues only its container's bot; deadlines (backoff) live on the queue itself. On graceful
+/// shutdown no new key is taken; keys in progress finish.
 public final class ReconcilerService: Service, Sendable {
     public struct Settings: Sendable {
         public var resyncInterval: Duration = .seconds(30)
@@ -17,131 +18,130 @@ public final class ReconcilerService: Service, Sendable {
         public init() {}
     }
 
-    public let reconciler: Reconciler
-    public let settings: Settings
-    public let metrics: ReconcilerMetrics
-    private let logger: Logger
-    let triggers = TriggerQueue()
-    private let wakeAt = NIOLockedValueBox<Date?>(nil)
-
-    public init(reconciler: Reconciler, settings: Settings = .init(), metrics: ReconcilerMetrics = .init(), logger: Logger) {
-        self.reconciler = reconciler
-        self.settings = settings
-        self.metrics = metrics
-        self.logger = logger
+    /// Why a full resync runs.
+    public enum ResyncTrigger: String, Sendable {
+        case startup, timer = "resync", reconnect, reset
     }
 
-    /// The pending backoff wake-up, if any.
-    var pendingWake: Date? {
-        get { wakeAt.withLockedValue { $0 } }
-        set { wakeAt.withLockedValue { $0 = newValue } }
+    public let controller: Controller
+    public let settings: Settings
+    private let logger: Logger
+    private let resyncs: AsyncStream<ResyncTrigger>
+    private let resyncContinuation: AsyncStream<ResyncTrigger>.Continuation
+    /// The store revision the queue has seen everything up to; nil until the first resync succeeds.
+    private let seenRevision = NIOLockedValueBox<Int64?>(nil)
+    private let changesNoticed = NIOLockedValueBox(0)
+
+    public init(controller: Controller, settings: Settings = .init(), logger: Logger) {
+        self.controller = controller
+        self.settings = settings
+        self.logger = logger
+        // At most one resync pending: a burst of triggers while one runs leads to exactly one more.
+        (resyncs, resyncContinuation) = AsyncStream.makeStream(of: ResyncTrigger.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// How many database changes by other connections the poller has noticed.
+    public var databaseChangesNoticed: Int { changesNoticed.withLockedValue { $0 } }
+
+    public func requestResync(_ trigger: ResyncTrigger) {
+        resyncContinuation.yield(trigger)
     }
 
     public func run() async throws {
         logger.info("reconciler started", metadata: [
             "resync.seconds": "\(settings.resyncInterval)", "poll.seconds": "\(settings.pollInterval)",
+            "concurrency": "\(controller.settings.concurrency)",
         ])
-        triggers.fire(.startup)
-        let triggers = self.triggers
-        let timer = ResyncTimer(every: settings.resyncInterval) { triggers.fire(.resync) }
+        requestResync(.startup)
+        let timer = ResyncTimer(every: settings.resyncInterval) { [self] in requestResync(.timer) }
         defer { timer.cancel() }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.pollDatabaseAndDeadlines() }
-            group.addTask { await self.watchDockerEvents() }
-            for await trigger in triggers.stream.cancelOnGracefulShutdown() {
-                await runPass(trigger)
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.pollDatabase() }
+                group.addTask { await self.watchEvents() }
+                await withTaskGroup(of: Void.self) { core in
+                    core.addTask { await self.controller.runWorkers() }
+                    core.addTask { await self.runResyncs() }
+                }
+                group.cancelAll()
             }
-            group.cancelAll()
+        } onGracefulShutdown: {
+            self.controller.queue.shutDown()
+            self.resyncContinuation.finish()
         }
         logger.info("reconciler stopped")
     }
 
-    /// One full pass; never throws: failures are recorded and the loop goes on.
-    func runPass(_ trigger: PassTrigger) async {
-        let started = ContinuousClock.now
-        var result = "ok"
+    /// Runs the full comparison for each trigger, one at a time.
+    func runResyncs() async {
+        for await trigger in resyncs { await resync(trigger) }
+    }
+
+    /// One full comparison; never throws: failures are recorded and retried on the next trigger.
+    func resync(_ trigger: ResyncTrigger) async {
         do {
-            let pass = try await reconciler.plan()
-            let report = await reconciler.apply(pass)
-            for outcome in report.results {
-                metrics.action(kind: outcome.action.kind.rawValue, result: outcome.succeeded ? "ok" : "error")
-            }
-            if !report.failures.isEmpty { result = "error" } else if pass.plan.actions.isEmpty && pass.plan.statusUpdates.isEmpty { result = "noop" }
-            let wake = WakeSchedule.nextWake(plan: pass.plan, statuses: pass.snapshot.statuses, results: report.results, now: reconciler.now())
-            pendingWake = wake
-            recordBotGauges(pass, report: report)
-            if !pass.plan.actions.isEmpty {
-                logger.info("pass done", metadata: [
-                    "trigger": "\(trigger.rawValue)", "actions": "\(report.results.count)", "failures": "\(report.failures.count)",
-                ])
-            }
+            let view = try await controller.resync()
+            seenRevision.withLockedValue { $0 = view.snapshot.revision }
+            controller.metrics.resync(trigger: trigger.rawValue, result: "ok")
+        } catch let error as ContainerError {
+            controller.metrics.resync(trigger: trigger.rawValue, result: "error")
+            await controller.recordUnreachable(error)
+            logger.warning("cannot list the engine's containers; will retry", metadata: [
+                "error.code": "\(error.code.rawValue)", "error.message": "\(error.message)",
+            ])
         } catch {
-            result = "error"
-            let wrapped = wrapDockerError(error, botId: nil)
-            if wrapped.code == .networkError {
-                await reconciler.recordUnreachable(wrapped)
-                logger.warning("Docker unreachable; will retry", metadata: ["error.code": "\(wrapped.code.rawValue)", "error.message": "\(wrapped.message)"])
-            } else {
-                logger.error("pass failed", metadata: ["error": "\(error)"])
-            }
+            controller.metrics.resync(trigger: trigger.rawValue, result: "error")
+            logger.error("resync failed", metadata: ["error": "\(error)"])
         }
-        let elapsed = ContinuousClock.now - started
-        metrics.pass(result: result, trigger: trigger, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
-    private func recordBotGauges(_ pass: Reconciler.PlannedPass, report: Reconciler.PassReport) {
-        let actual = Dictionary(pass.observed.managed.map { ($0.botId, $0.state.rawValue) }, uniquingKeysWith: { a, _ in a })
-        var counts: [[String]: Int] = [:]
-        for row in pass.snapshot.bots {
-            counts[[row.desiredState ?? "invalid", actual[row.id] ?? "absent"], default: 0] += 1
-        }
-        var inError = Set(pass.snapshot.statuses.values.filter { $0.lastErrorCode != nil }.map(\.botId))
-        for status in pass.plan.statusUpdates {
-            if status.lastErrorCode == nil { inError.remove(status.botId) } else { inError.insert(status.botId) }
-        }
-        for outcome in report.results where !outcome.action.isOrphan {
-            if outcome.succeeded { inError.remove(outcome.action.botId) } else { inError.insert(outcome.action.botId) }
-        }
-        metrics.bots(byState: counts, inError: inError.count)
-    }
-
-    /// Polls `PRAGMA data_version` on the store's own connection (so our own writes never wake us)
-    /// and fires the backoff wake-up when its time has come.
-    func pollDatabaseAndDeadlines() async {
-        var last = try? await reconciler.store.dataVersion()
+    /// Polls `PRAGMA data_version` on the store's own connection (so our own writes never wake us);
+    /// on a change, queues only the bots changed since the last revision seen.
+    func pollDatabase() async {
+        var version = try? await controller.store.dataVersion()
         while !Task.isCancelled {
             do { try await Task.sleep(for: settings.pollInterval) } catch { return }
-            if let version = try? await reconciler.store.dataVersion(), version != last {
-                last = version
-                triggers.fire(.database)
-            }
-            let now = reconciler.now()
-            let due = wakeAt.withLockedValue { wake -> Bool in
-                guard let at = wake, at <= now else { return false }
-                wake = nil
-                return true
-            }
-            if due { triggers.fire(.backoff) }
+            controller.metrics.queue(controller.queue.stats, now: controller.clock.now())
+            guard let current = try? await controller.store.dataVersion(), current != version else { continue }
+            version = current
+            changesNoticed.withLockedValue { $0 += 1 }
+            await queueChanges()
         }
     }
 
-    /// Follows Docker's event stream for managed containers; reconnects with backoff and asks for a
-    /// full pass after every reconnect (events missed meanwhile are not replayed reliably).
-    func watchDockerEvents() async {
+    /// Queues the bots changed since the revision last seen (a full resync when there is none, or the store went back).
+    func queueChanges() async {
+        guard let since = seenRevision.withLockedValue({ $0 }) else { return requestResync(.startup) }
+        do {
+            let changes = try await controller.store.changes(since: since)
+            if changes.isReset {
+                logger.warning("the database's revision went back (replaced or restored?): full resync")
+                return requestResync(.reset)
+            }
+            for id in changes.botIds { controller.queue.add(.bot(id)) }
+            seenRevision.withLockedValue { $0 = changes.revision }
+            if !changes.botIds.isEmpty { logger.debug("database changes", metadata: ["bots": "\(changes.botIds.count)"]) }
+        } catch {
+            logger.error("cannot read database changes", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Follows the engine's events for our containers, queueing each one's key; reconnects with
+    /// backoff and asks for a full resync after every reconnect (events missed meanwhile are not replayed).
+    func watchEvents() async {
         var delay = settings.reconnectBase
         var isReconnect = false
         while !Task.isCancelled {
             let connected = NIOLockedValueBox(false)
-            let triggers = self.triggers
             let announce = isReconnect
-            let stream = reconciler.docker.client.events(filters: ["type": ["container"], "label": ["\(BotLabels.managed)=true"]]) {
+            let stream = controller.runtime.events { [self] in
                 connected.withLockedValue { $0 = true }
-                if announce { triggers.fire(.reconnect) }
+                if announce { requestResync(.reconnect) }
             }
             do {
-                for try await event in stream where Self.triggersPass(event.baseAction) {
-                    logger.debug("docker event", metadata: ["event": "\(event.baseAction)", "container": "\(event.attributes["name"] ?? "")"])
-                    triggers.fire(.dockerEvent)
+                for try await event in stream where event.changesState {
+                    logger.trace("engine event", metadata: ["event": "\(event.action)", "container": "\(event.name)"])
+                    controller.queue.add(.forContainer(named: event.name, botId: event.botId, id: event.containerId))
                 }
             } catch {
                 logger.debug("event stream ended", metadata: ["error": "\(error)"])
@@ -149,17 +149,9 @@ public final class ReconcilerService: Service, Sendable {
             if Task.isCancelled { return }
             isReconnect = true
             if connected.withLockedValue({ $0 }) { delay = settings.reconnectBase }
-            metrics.eventStreamReconnected()
+            controller.metrics.eventStreamReconnected()
             do { try await Task.sleep(for: delay) } catch { return }
             delay = min(delay * 2, settings.reconnectCap)
         }
     }
-
-    static let ignoredEvents: Set<String> = [
-        "exec_create", "exec_start", "exec_die", "exec_detach", "attach", "detach", "resize", "top", "health_status",
-        "archive-path", "extract-to-dir", "export", "commit", "copy",
-    ]
-
-    static func triggersPass(_ action: String) -> Bool { !ignoredEvents.contains(action) }
 }
-

@@ -86,9 +86,25 @@ public struct BotStatus: Sendable, Equatable, Codable, FetchableRecord, Persista
     public var failureCount: Int = 0
     public var nextAttemptAt: Date?
     public var lastReconciledAt: Date?
+    /// The action a worker is performing right now (`stopping`, `creating`, …), and since when.
+    public var inFlightAction: String?
+    public var inFlightSince: Date?
+    /// What the bot waits for (no worker is held meanwhile), and until when if known.
+    public var waitingFor: String?
+    public var waitUntil: Date?
 
     public init(botId: String) {
         self.botId = botId
+    }
+
+    /// Forgets the last error and its backoff.
+    public mutating func clearError() {
+        lastErrorCode = nil
+        lastErrorMessage = nil
+        lastErrorAt = nil
+        failedGeneration = nil
+        failureCount = 0
+        nextAttemptAt = nil
     }
 
     enum CodingKeys: String, CodingKey {
@@ -98,6 +114,7 @@ public struct BotStatus: Sendable, Equatable, Codable, FetchableRecord, Persista
         case restartObservedAt = "restart_observed_at", lastErrorCode = "last_error_code"
         case lastErrorMessage = "last_error_message", lastErrorAt = "last_error_at", failedGeneration = "failed_generation"
         case failureCount = "failure_count", nextAttemptAt = "next_attempt_at", lastReconciledAt = "last_reconciled_at"
+        case inFlightAction = "in_flight_action", inFlightSince = "in_flight_since", waitingFor = "waiting_for", waitUntil = "wait_until"
     }
 
     /// The fields a pass compares to decide whether a write is needed (times of the write itself excluded).

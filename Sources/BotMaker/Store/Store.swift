@@ -146,6 +146,8 @@ final class WriteCounter: @unchecked Sendable {
 public struct StoreSnapshot: Sendable {
     public var bots: [BotRow]
     public var statuses: [String: BotStatus]
+    /// The store's revision as of this read: the changes after it are not in it.
+    public var revision: Int64 = 0
 }
 
 extension Store {
@@ -187,7 +189,9 @@ extension Store {
         for (index, row) in ids.enumerated() where index < statuses.count {
             statuses[index].botId = BotRow(row: row).botIdColumn
         }
-        return StoreSnapshot(bots: bots, statuses: Dictionary(statuses.map { ($0.botId, $0) }, uniquingKeysWith: { a, _ in a }))
+        let revision = try Int64.fetchOne(db, sql: "SELECT revision FROM store_revision WHERE id = 1") ?? 0
+        return StoreSnapshot(bots: bots, statuses: Dictionary(statuses.map { ($0.botId, $0) }, uniquingKeysWith: { a, _ in a }),
+                             revision: revision)
     }
 
     /// Bot ids are bound as bytes and cast to TEXT: GRDB binds a String as a C string, which would cut

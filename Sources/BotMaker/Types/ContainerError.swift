@@ -1,5 +1,3 @@
-import DockerEngine
-
 /// A failed container operation, with a stable code persisted per bot.
 public struct ContainerError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable, Codable, CaseIterable {
@@ -19,6 +17,12 @@ public struct ContainerError: Error, Sendable, CustomStringConvertible {
         case crashLoop = "CRASH_LOOP"
         /// The secrets directory could not be prepared.
         case secretsError = "SECRETS_ERROR"
+        /// The engine answered a list or inspect with an error (not a bot's fault; retried).
+        case observeFailed = "OBSERVE_FAILED"
+        /// The engine speaks an API version older than botmaker's minimum, or answered something botmaker cannot read.
+        case engineIncompatible = "ENGINE_INCOMPATIBLE"
+        /// botmaker's own configuration is wrong, e.g. a malformed `DOCKER_HOST`.
+        case configError = "CONFIG_ERROR"
     }
 
     public var code: Code
@@ -36,29 +40,5 @@ public struct ContainerError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         if let botId { return "\(code.rawValue) [\(botId)]: \(message)" }
         return "\(code.rawValue): \(message)"
-    }
-}
-
-/// Maps any error from the Docker layer to a ``ContainerError``: 404 → `NOT_FOUND`, 409 → `ALREADY_EXISTS`,
-/// unreachable or timeout → `NETWORK_ERROR`, anything else → `fallback` (by default `START_FAILED`)
-/// with the daemon's message.
-public func wrapDockerError(_ error: any Error, botId: String?, fallback: ContainerError.Code = .startFailed) -> ContainerError {
-    if let already = error as? ContainerError {
-        return already
-    }
-    guard let engineError = error as? DockerEngineError else {
-        return ContainerError(fallback, "\(error)", botId: botId, underlying: nil)
-    }
-    switch engineError {
-    case .http(404, let message, _):
-        return ContainerError(.notFound, message, botId: botId, underlying: engineError)
-    case .http(409, let message, _):
-        return ContainerError(.alreadyExists, message, botId: botId, underlying: engineError)
-    case .http(_, let message, _):
-        return ContainerError(fallback, message, botId: botId, underlying: engineError)
-    case .unreachable, .timeout, .unsupportedAPIVersion, .invalidHost:
-        return ContainerError(.networkError, engineError.description, botId: botId, underlying: engineError)
-    case .decoding:
-        return ContainerError(fallback, engineError.description, botId: botId, underlying: engineError)
     }
 }

@@ -44,8 +44,12 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
     public var status: String
     public var image: String
     public var labels: [String: String]
+    /// The last exit code of a container that exited, is restarting or is dead.
+    public var exitCode: Int?
 
-    public init(id: String, name: String, botId: String, state: ContainerState, status: String, image: String = "", labels: [String: String] = [:]) {
+    /// `exitCode` defaults to the one in a human status such as `Exited (137) 5 minutes ago`.
+    public init(id: String, name: String, botId: String, state: ContainerState, status: String, image: String = "",
+                labels: [String: String] = [:], exitCode: Int? = nil) {
         self.id = id
         self.name = name
         self.botId = botId
@@ -53,15 +57,24 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
         self.status = status
         self.image = image
         self.labels = labels
+        self.exitCode = exitCode ?? Self.exitCode(inStatus: status)
     }
 
     /// The `botmaker.spec-hash` label, if the container has one.
     public var specHash: String? { labels[BotLabels.specHash] }
 
     /// The exit code in a human status such as `Exited (137) 5 minutes ago` or `Restarting (1) …`.
-    public var exitCode: Int? {
+    static func exitCode(inStatus status: String) -> Int? {
         guard let open = status.firstIndex(of: "("), let close = status[open...].firstIndex(of: ")") else { return nil }
         return Int(status[status.index(after: open)..<close])
+    }
+}
+
+/// `KEY=VALUE` environment entries.
+public enum EnvironmentEntry {
+    /// The part before the first `=` (the whole entry when it has none).
+    public static func key(_ entry: String) -> String {
+        String(entry.prefix { $0 != "=" })
     }
 }
 
@@ -91,4 +104,16 @@ public enum BotLabels {
     /// Which botmaker (database) owns the container; absent means `default`.
     public static let instance = "botmaker.instance"
     public static let defaultInstance = "default"
+}
+
+/// What the engine shows: our containers, and names in our namespace held by containers we don't manage.
+public struct ObservedContainers: Sendable, Equatable {
+    public var managed: [ContainerInfo] = []
+    /// Container name → id, for containers we don't own whose name starts with `botmaker-`.
+    public var foreignNames: [String: String] = [:]
+
+    public init(managed: [ContainerInfo] = [], foreignNames: [String: String] = [:]) {
+        self.managed = managed
+        self.foreignNames = foreignNames
+    }
 }

@@ -1,0 +1,28 @@
+import DockerEngine
+
+/// Maps any error from the Docker layer to a ``ContainerError``: 404 → `NOT_FOUND`, 409 →
+/// `ALREADY_EXISTS`, unreachable or timeout → `NETWORK_ERROR`, an API version below our minimum or an
+/// answer we cannot read → `ENGINE_INCOMPATIBLE`, a bad `DOCKER_HOST` → `CONFIG_ERROR`, any other
+/// HTTP error → `fallback` (by default `START_FAILED`) with the daemon's message.
+public func wrapDockerError(_ error: any Error, botId: String?, fallback: ContainerError.Code = .startFailed) -> ContainerError {
+    if let already = error as? ContainerError {
+        return already
+    }
+    guard let engineError = error as? DockerEngineError else {
+        return ContainerError(fallback, "\(error)", botId: botId, underlying: nil)
+    }
+    switch engineError {
+    case .http(404, let message, _):
+        return ContainerError(.notFound, message, botId: botId, underlying: engineError)
+    case .http(409, let message, _):
+        return ContainerError(.alreadyExists, message, botId: botId, underlying: engineError)
+    case .http(_, let message, _):
+        return ContainerError(fallback, message, botId: botId, underlying: engineError)
+    case .unreachable, .timeout:
+        return ContainerError(.networkError, engineError.description, botId: botId, underlying: engineError)
+    case .unsupportedAPIVersion, .decoding:
+        return ContainerError(.engineIncompatible, engineError.description, botId: botId, underlying: engineError)
+    case .invalidHost:
+        return ContainerError(.configError, engineError.description, botId: botId, underlying: engineError)
+    }
+}

@@ -1,0 +1,400 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+
+/// What working one key did: the key's plan (every action, mutating or not) and the outcome of each
+/// mutating action.
+public struct KeyReport: Sendable {
+    public var key: WorkKey
+    public var actions: [PlannedAction]
+    public var results: [ActionResult]
+}
+
+/// The result of one mutating action.
+public struct ActionResult: Sendable {
+    public var action: PlannedAction
+    public var error: ContainerError?
+    public var seconds: Double
+    /// When a failed bot may be retried.
+    public var nextAttemptAt: Date?
+    public var succeeded: Bool { error == nil }
+}
+
+/// The reconcile core, the same for `botmaker reconcile` and `botmaker run`: a keyed work queue and
+/// up to `concurrency` workers. A worker takes one key, reads that bot's row and status, observes its
+/// container (one engine call), plans it with the pure ``Planner``, acts through the
+/// ``ContainerRuntime`` and records the outcome. Waiting (a backoff, Docker removing a container) is
+/// a deadline on the queue, never a held worker.
+public final class Controller: Sendable {
+    public struct Settings: Sendable {
+        /// Workers, so at most this many engine operations at once (never two on one bot).
+        public var concurrency: Int = 4
+        public var backoff: Backoff = .init()
+        /// How long to wait before looking again at a container Docker is busy with.
+        public var busyRetry: TimeInterval = 1
+        public init(concurrency: Int = 4, backoff: Backoff = .init()) {
+            self.concurrency = max(1, concurrency)
+            self.backoff = backoff
+        }
+    }
+
+    public let store: Store
+    public let runtime: any ContainerRuntime
+    public let secrets: SecretsManager
+    public let settings: Settings
+    public let clock: any WallClock
+    public let queue: WorkQueue<WorkKey>
+    public let metrics: ReconcilerMetrics
+    private let logger: Logger
+    private let onReport: (@Sendable (KeyReport) -> Void)?
+
+    public init(store: Store, runtime: any ContainerRuntime, secrets: SecretsManager, settings: Settings = .init(),
+                clock: any WallClock = SystemWallClock(), metrics: ReconcilerMetrics = .init(), logger: Logger,
+                onReport: (@Sendable (KeyReport) -> Void)? = nil) {
+        self.store = store
+        self.runtime = runtime
+        self.secrets = secrets
+        self.settings = settings
+        self.clock = clock
+        self.queue = WorkQueue(clock: clock)
+        self.metrics = metrics
+        self.logger = logger
+        self.onReport = onReport
+    }
+
+    // MARK: - Whole fleet
+
+    /// The level-triggered full comparison: one store read and one list call. Queues every key that
+    /// needs work (or a deadline for those that wait) and returns the view. Writes nothing.
+    @discardableResult
+    public func resync() async throws -> FleetView {
+        let view = try await FleetView.load(store: store, runtime: runtime, secrets: secrets, now: clock.now())
+        let (now, later) = view.keysToWork()
+        for key in now.sorted(by: { $0.description < $1.description }) { queue.add(key) }
+        for (key, at) in later { queue.add(key, at: at) }
+        metrics.fleet(view)
+        return view
+    }
+
+    /// Runs the workers until the queue is shut down.
+    public func runWorkers() async {
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<settings.concurrency {
+                group.addTask {
+                    while let key = await self.queue.next() {
+                        let report = await self.work(key)
+                        self.queue.done(key)
+                        self.onReport?(report)
+                    }
+                }
+            }
+        }
+    }
+
+    /// `botmaker reconcile`: one resync, then workers until no key has immediate work left. Keys that
+    /// wait for a deadline are not waited for (their wait shows in the reports).
+    public func reconcileOnce() async throws -> (view: FleetView, reports: [KeyReport]) {
+        let collected = NIOLockedValueBox<[KeyReport]>([])
+        let controller = Controller(store: store, runtime: runtime, secrets: secrets, settings: settings, clock: clock,
+                                    metrics: metrics, logger: logger, onReport: { report in collected.withLockedValue { $0.append(report) } })
+        let view = try await controller.resync()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await controller.runWorkers() }
+            await withGracefulShutdownHandler {
+                await controller.queue.waitUntilIdle()
+            } onGracefulShutdown: {
+                controller.queue.shutDown()
+            }
+            controller.queue.shutDown()
+        }
+        return (view, collected.withLockedValue { $0 })
+    }
+
+    /// Records `NETWORK_ERROR` (or the observe failure's code) on every bot that does not already show
+    /// it; used when the engine cannot be listed.
+    public func recordUnreachable(_ error: ContainerError) async {
+        do {
+            let snapshot = try await store.snapshot()
+            let at = clock.now()
+            var statuses: [BotStatus] = []
+            for row in snapshot.bots {
+                var status = snapshot.statuses[row.id] ?? BotStatus(botId: row.id)
+                guard status.lastErrorCode != error.code.rawValue else { continue }
+                status.lastErrorCode = error.code.rawValue
+                status.lastErrorMessage = error.message
+                status.lastErrorAt = at
+                status.lastReconciledAt = at
+                statuses.append(status)
+            }
+            try await store.record(statuses: statuses, events: [])
+        } catch {
+            logger.error("cannot record the engine error", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: - One key
+
+    /// Reconciles one key; never throws: failures are recorded on the bot and retried with backoff.
+    public func work(_ key: WorkKey) async -> KeyReport {
+        let started = ContinuousClock.now
+        let report: KeyReport
+        switch key {
+        case .bot(let id): report = await workBot(id)
+        case .container(let id): report = await workContainer(id)
+        }
+        let result = report.results.contains { !$0.succeeded } ? "error" : report.results.isEmpty ? "noop" : "ok"
+        metrics.reconciled(result: result, seconds: (ContinuousClock.now - started).seconds)
+        return report
+    }
+
+    private func workBot(_ id: String) async -> KeyReport {
+        let key = WorkKey.bot(id)
+        let state: BotState
+        do {
+            state = try await store.botState(id: id)
+        } catch {
+            logger.error("cannot read the bot", metadata: ["bot.id": "\(id)", "error": "\(error)"])
+            queue.add(key, at: clock.now().addingTimeInterval(settings.busyRetry))
+            return KeyReport(key: key, actions: [], results: [])
+        }
+        var desired: [DesiredBot] = []
+        var invalid: [InvalidBot] = []
+        if let row = state.row {
+            switch BotValidation.validate(row, secretsRoot: secrets.root) {
+            case .valid(let bot): desired.append(bot)
+            case .invalid(let bot): invalid.append(bot)
+            }
+        }
+        var observed = ObservedContainers()
+        if BotValidation.idProblem(id) == nil {
+            do {
+                observed = try await runtime.observe(botId: id)
+            } catch {
+                await recordObserveFailure(error, state: state, key: key)
+                return KeyReport(key: key, actions: [], results: [])
+            }
+        }
+        let statuses = state.status.map { [id: $0] } ?? [:]
+        let adopted = await FleetView.adoptions(runtime: runtime, observed: observed, desired: desired, statuses: statuses)
+        let now = clock.now()
+        let plan = Planner.plan(PlannerInput(desired: desired, invalid: invalid, observed: observed, statuses: statuses,
+                                             adoptedHashes: adopted, now: now))
+        return await apply(plan, key: key, prior: state.status)
+    }
+
+    private func workContainer(_ containerId: String) async -> KeyReport {
+        let key = WorkKey.container(containerId)
+        let container: ContainerInfo?
+        do {
+            container = try await runtime.observe(containerId: containerId)
+        } catch {
+            logger.warning("cannot inspect container", metadata: ["container.id": "\(containerId.prefix(12))", "error": "\(error)"])
+            queue.add(key, at: clock.now().addingTimeInterval(settings.busyRetry))
+            return KeyReport(key: key, actions: [], results: [])
+        }
+        guard let container else { return KeyReport(key: key, actions: [], results: []) }
+        // A container carrying a bot's name is that bot's business.
+        if container.name.hasPrefix(ContainerDefaults.namePrefix) {
+            let nameId = String(container.name.dropFirst(ContainerDefaults.namePrefix.count))
+            let hasRow = (try? await store.botState(id: nameId).row) != nil
+            if hasRow || WorkKey.forContainer(named: container.name, botId: container.botId, id: container.id) != key {
+                queue.add(.bot(nameId))
+                return KeyReport(key: key, actions: [], results: [])
+            }
+        }
+        var plan = Planner.plan(PlannerInput(desired: [], invalid: [], observed: ObservedContainers(managed: [container]), now: clock.now()))
+        plan.actions = plan.actions.filter { $0.containerId == container.id && $0.isOrphan }
+        return await apply(plan, key: key, prior: nil)
+    }
+
+    /// Writes the plan's status-only changes, then runs its actions one after the other (a key has at most one).
+    private func apply(_ plan: Plan, key: WorkKey, prior: BotStatus?) async -> KeyReport {
+        do {
+            try await store.record(statuses: plan.statusUpdates, events: plan.events)
+        } catch {
+            logger.error("cannot record status", metadata: ["key": "\(key)", "error": "\(error)"])
+        }
+        var results: [ActionResult] = []
+        var prior = plan.statusUpdates.last ?? prior
+        for action in plan.actions {
+            if action.kind.isMutating {
+                let result = await run(action, prior: prior)
+                results.append(result.result)
+                prior = result.status ?? prior
+                if let at = result.result.nextAttemptAt { queue.add(key, at: at) }
+            } else if action.kind == .wait {
+                queue.add(key, at: action.retryAt ?? clock.now().addingTimeInterval(settings.busyRetry))
+            }
+        }
+        return KeyReport(key: key, actions: plan.actions, results: results)
+    }
+
+    private func run(_ action: PlannedAction, prior: BotStatus?) async -> (result: ActionResult, status: BotStatus?) {
+        var logger = logger
+        logger[metadataKey: "bot.id"] = "\(action.botId)"
+        logger[metadataKey: "action"] = "\(action.kind.rawValue)"
+        if !action.isOrphan {
+            var row = prior ?? BotStatus(botId: action.botId)
+            row.inFlightAction = action.kind.inFlightName
+            row.inFlightSince = clock.now()
+            do { try await store.record(statuses: [row], events: []) } catch {
+                logger.error("cannot record the action under way", metadata: ["error": "\(error)"])
+            }
+        }
+        let started = ContinuousClock.now
+        var error: ContainerError?
+        var observed: ContainerStatus?
+        do {
+            observed = try await perform(action)
+        } catch let failure {
+            error = failure
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        metrics.action(kind: action.kind.rawValue, result: error == nil ? "ok" : "error")
+        if let error {
+            logger.warning("action failed", metadata: ["error.code": "\(error.code.rawValue)", "error.message": "\(error.message)"])
+        } else {
+            logger.info("action done", metadata: ["cause": "\(action.cause)", "seconds": "\(String(format: "%.3f", seconds))"])
+        }
+        let status = await record(action, prior: prior, observed: observed, error: error)
+        return (ActionResult(action: action, error: error, seconds: seconds, nextAttemptAt: status?.nextAttemptAt), status)
+    }
+
+    /// Performs the engine calls for one action; returns the container's resulting state (nil when removed).
+    private func perform(_ action: PlannedAction) async throws(ContainerError) -> ContainerStatus? {
+        let botId = action.botId
+        switch action.kind {
+        case .create:
+            return try await createAndStart(action)
+        case .start:
+            try await runtime.startContainer(botId: botId)
+        case .stop:
+            try await runtime.stopContainer(botId: botId)
+        case .restart:
+            try await runtime.restartContainer(botId: botId)
+        case .recreate:
+            try await runtime.removeContainer(botId: botId)
+            return try await createAndStart(action)
+        case .remove:
+            if action.isOrphan, let id = action.containerId {
+                try await runtime.removeManagedContainer(id: id, botId: botId)
+            } else {
+                try await runtime.removeContainer(botId: botId)
+            }
+            return nil
+        case .invalid, .blocked, .wait:
+            return nil
+        }
+        return try await runtime.getContainerStatus(botId: botId)
+    }
+
+    private func createAndStart(_ action: PlannedAction) async throws(ContainerError) -> ContainerStatus? {
+        guard let bot = action.desired else { throw ContainerError(.invalidSpec, "no desired spec", botId: action.botId) }
+        do {
+            try secrets.ensureDirectory(for: bot.id)
+        } catch {
+            throw ContainerError(.secretsError, error.message, botId: bot.id)
+        }
+        let containerId = try await runtime.createContainer(botId: bot.id, config: bot.config)
+        if bot.desiredState == .running {
+            try await runtime.startContainer(botId: bot.id, containerId: containerId)
+        }
+        return try await runtime.getContainerStatus(botId: bot.id)
+    }
+
+    /// Upserts the bot's status and appends an event, in one transaction; returns the status written.
+    private func record(_ action: PlannedAction, prior: BotStatus?, observed: ContainerStatus?, error: ContainerError?) async -> BotStatus? {
+        let now = clock.now()
+        let event = BotEvent(at: now, botId: action.botId, action: action.kind.rawValue, result: error == nil ? "ok" : "error",
+                             errorCode: error?.code.rawValue, message: error?.message ?? action.cause)
+        var status: BotStatus?
+        if !action.isOrphan {
+            var row = prior ?? BotStatus(botId: action.botId)
+            row.lastAction = action.kind.rawValue
+            row.lastActionAt = now
+            row.lastReconciledAt = now
+            row.inFlightAction = nil
+            row.inFlightSince = nil
+            row.waitingFor = nil
+            row.waitUntil = nil
+            if let error {
+                row.lastErrorCode = error.code.rawValue
+                row.lastErrorMessage = error.message
+                row.lastErrorAt = now
+                row.failureCount += 1
+                row.failedGeneration = action.desired?.generation
+                row.nextAttemptAt = now.addingTimeInterval(settings.backoff.delay(afterFailures: row.failureCount))
+                row.waitingFor = Planner.retryReason(error.code.rawValue)
+                row.waitUntil = row.nextAttemptAt
+            } else {
+                row.clearError()
+                if let bot = action.desired {
+                    row.observedGeneration = bot.generation
+                    if action.kind == .create || action.kind == .recreate {
+                        row.specHash = bot.config.specHash
+                        row.appliedSpec = String(decoding: bot.config.spec.canonicalEncoding, as: UTF8.self)
+                    }
+                    if let requested = bot.restartRequestedAt, bot.desiredState == .running, action.kind != .stop {
+                        row.restartObservedAt = requested
+                    }
+                }
+                if let observed {
+                    row.containerId = observed.id
+                    row.actualState = observed.state.rawValue
+                    row.exitCode = observed.exitCode
+                    row.startedAt = observed.startedAt
+                    row.finishedAt = observed.finishedAt
+                } else if action.kind == .remove {
+                    row.containerId = nil
+                    row.actualState = "absent"
+                    row.exitCode = nil
+                    row.startedAt = nil
+                    row.finishedAt = nil
+                    row.specHash = nil
+                    row.appliedSpec = nil
+                }
+            }
+            status = row
+        }
+        do {
+            try await store.record(statuses: status.map { [$0] } ?? [], events: [event])
+        } catch {
+            logger.error("cannot record outcome", metadata: ["bot.id": "\(action.botId)", "error": "\(error)"])
+        }
+        return status
+    }
+
+    /// The engine could not show this bot's container: record why (once) and look again after a backoff.
+    private func recordObserveFailure(_ error: ContainerError, state: BotState, key: WorkKey) async {
+        let now = clock.now()
+        var status = state.status ?? BotStatus(botId: error.botId ?? "")
+        let failures = status.failureCount + 1
+        let retryAt = now.addingTimeInterval(settings.backoff.delay(afterFailures: failures))
+        logger.warning("cannot observe the bot's container", metadata: ["key": "\(key)", "error.code": "\(error.code.rawValue)"])
+        if state.row != nil, case .bot(let id) = key {
+            status.botId = id
+            let changed = status.lastErrorCode != error.code.rawValue || status.lastErrorMessage != error.message
+            status.lastErrorCode = error.code.rawValue
+            status.lastErrorMessage = error.message
+            status.failureCount = failures
+            status.nextAttemptAt = retryAt
+            status.lastReconciledAt = now
+            if changed { status.lastErrorAt = now }
+            do {
+                try await store.record(statuses: [status], events: changed
+                    ? [BotEvent(at: now, botId: id, action: "observe", result: "error", errorCode: error.code.rawValue, message: error.message)] : [])
+            } catch {
+                logger.error("cannot record status", metadata: ["key": "\(key)", "error": "\(error)"])
+            }
+        }
+        queue.add(key, at: retryAt)
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a `Double`.
+    public var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// The whole fleet at one moment: every row, every container of ours (one list call) and the plan
+/// the pure planner makes of them. Read-only: the dry run shows it, the resync enqueues from it.
+public struct FleetView: Sendable {
+    public var plan: Plan
+    public var snapshot: StoreSnapshot
+    public var observed: ObservedContainers
+
+    /// One store read and one list call, plus one inspect per container without a spec-hash label
+    /// that the store has not seen before (containers made by an older botmaker).
+    public static func load(store: Store, runtime: any ContainerRuntime, secrets: SecretsManager, now: Date) async throws -> FleetView {
+        let snapshot = try await store.snapshot()
+        var desired: [DesiredBot] = []
+        var invalid: [InvalidBot] = []
+        for row in snapshot.bots {
+            switch BotValidation.validate(row, secretsRoot: secrets.root) {
+            case .valid(let bot): desired.append(bot)
+            case .invalid(let bot): invalid.append(bot)
+            }
+        }
+        let observed = try await runtime.observe()
+        let adopted = await adoptions(runtime: runtime, observed: observed, desired: desired, statuses: snapshot.statuses)
+        let plan = Planner.plan(PlannerInput(
+            desired: desired, invalid: invalid, observed: observed, statuses: snapshot.statuses, adoptedHashes: adopted, now: now))
+        return FleetView(plan: plan, snapshot: snapshot, observed: observed)
+    }
+
+    /// Spec hashes for containers without a spec-hash label that match their bot (adopted, not recreated).
+    static func adoptions(runtime: any ContainerRuntime, observed: ObservedContainers, desired: [DesiredBot],
+                          statuses: [String: BotStatus]) async -> [String: String] {
+        let botsByName = Dictionary(desired.map { (ContainerDefaults.containerName(for: $0.id), $0) }, uniquingKeysWith: { a, _ in a })
+        var adopted: [String: String] = [:]
+        for container in observed.managed where container.specHash == nil {
+            guard let bot = botsByName[container.name] else { continue }
+            if let status = statuses[bot.id], status.containerId == container.id, status.specHash != nil { continue }
+            if await runtime.matchesWithoutSpecHash(containerId: container.id, config: bot.config) {
+                adopted[container.id] = bot.config.specHash
+            }
+        }
+        return adopted
+    }
+
+    /// The view's plan with the actions of the keys that were worked replaced by what their workers planned.
+    public func merging(_ reports: [KeyReport]) -> Plan {
+        var worked = Dictionary(reports.map { ($0.key, $0.actions) }, uniquingKeysWith: { _, last in last })
+        var merged = Plan()
+        for action in plan.actions where worked[action.workKey] == nil { merged.actions.append(action) }
+        for key in worked.keys.sorted(by: { $0.description < $1.description }) { merged.actions += worked.removeValue(forKey: key) ?? [] }
+        merged.sortActions()
+        return merged
+    }
+
+    /// The keys this view says need work now, and the ones that wait for a deadline.
+    public func keysToWork() -> (now: Set<WorkKey>, later: [WorkKey: Date]) {
+        var now = Set<WorkKey>()
+        var later: [WorkKey: Date] = [:]
+        for action in plan.actions {
+            let key = action.workKey
+            if action.kind.isMutating {
+                now.insert(key)
+            } else if action.kind == .wait {
+                if let at = action.retryAt { later[key] = at } else { now.insert(key) }
+            }
+        }
+        for status in plan.statusUpdates { now.insert(.bot(status.botId)) }
+        for event in plan.events { now.insert(.bot(event.botId)) }
+        for key in now { later[key] = nil }
+        return (now, later)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+
+/// The one door to a container engine, in bot terms. Everything the reconciler does to or learns
+/// from an engine goes through this protocol: the Docker Engine API implements it (``DockerService``,
+/// which also serves Podman's compatible API), and ``InMemoryRuntime`` implements it for unit tests.
+///
+/// Implementations own the safety rules: a container without our labels (managed, our instance) is
+/// never stopped, removed or modified, whatever its name; such a container holding a bot's name is
+/// reported in ``ObservedContainers/foreignNames``.
+public protocol ContainerRuntime: Sendable {
+    /// Where the engine is, for logs (never holds credentials).
+    var endpoint: String { get }
+
+    /// Checks that the engine answers.
+    func ping() async throws(ContainerError)
+
+    /// One call that returns every container of ours and the names in our namespace held by others.
+    func observe() async throws(ContainerError) -> ObservedContainers
+
+    /// What the engine has under the bot's container name (ours, foreign, or nothing): one call.
+    func observe(botId: String) async throws(ContainerError) -> ObservedContainers
+
+    /// One container of ours by id, or nil when it is gone or not ours.
+    func observe(containerId: String) async throws(ContainerError) -> ContainerInfo?
+
+    /// Creates the bot's container (not started) and returns its id.
+    func createContainer(botId: String, config: ContainerConfig) async throws(ContainerError) -> String
+
+    /// Starts the bot's container (by id when the caller just created it); already running is success.
+    func startContainer(botId: String, containerId: String?) async throws(ContainerError)
+
+    /// Stops the bot's container with the grace period; already stopped is success.
+    func stopContainer(botId: String) async throws(ContainerError)
+
+    /// Restarts the bot's container.
+    func restartContainer(botId: String) async throws(ContainerError)
+
+    /// Stops then removes the bot's container; one that is already gone is success.
+    func removeContainer(botId: String) async throws(ContainerError)
+
+    /// Removes a container of ours by id (orphans and strays, whose names may not match a bot).
+    func removeManagedContainer(id: String, botId: String) async throws(ContainerError)
+
+    /// The bot's container state, or nil when it has none.
+    func getContainerStatus(botId: String) async throws(ContainerError) -> ContainerStatus?
+
+    /// For a container made by a botmaker that set no spec-hash label: true when it matches `config`
+    /// (so it is adopted rather than recreated).
+    func matchesWithoutSpecHash(containerId: String, config: ContainerConfig) async -> Bool
+
+    /// Changes to our containers as they happen. `onConnect` runs once the engine has accepted the
+    /// subscription. The stream ends (or throws) when the connection breaks; callers reconnect.
+    func events(onConnect: @escaping @Sendable () -> Void) -> AsyncThrowingStream<RuntimeEvent, any Error>
+
+    /// Releases connections; the runtime is not used afterwards.
+    func shutdown() async
+}
+
+extension ContainerRuntime {
+    public func startContainer(botId: String) async throws(ContainerError) {
+        try await startContainer(botId: botId, containerId: nil)
+    }
+}
+
+/// One change to one of our containers.
+public struct RuntimeEvent: Sendable, Equatable {
+    /// The engine's action without detail: `create`, `start`, `die`, `destroy`, `health_status`, …
+    public var action: String
+    public var containerId: String
+    public var name: String
+    public var botId: String
+
+    public init(action: String, containerId: String, name: String, botId: String) {
+        self.action = action
+        self.containerId = containerId
+        self.name = name
+        self.botId = botId
+    }
+
+    /// Actions that say nothing about the container's state.
+    static let ignored: Set<String> = [
+        "exec_create", "exec_start", "exec_die", "exec_detach", "attach", "detach", "resize", "top", "health_status",
+        "archive-path", "extract-to-dir", "export", "commit", "copy",
+    ]
+
+    /// Whether the reconciler should look at the container again.
+    public var changesState: Bool { !Self.ignored.contains(action) }
+}
+
+/// One finished request to the engine, for metrics and `--stats` (operation names such as `containers.list`).
+public struct EngineRequest: Sendable {
+    public var operation: String
+    /// The HTTP status, or nil when the engine did not answer.
+    public var status: Int?
+    public var seconds: Double
+
+    public init(operation: String, status: Int?, seconds: Double) {
+        self.operation = operation
+        self.status = status
+        self.seconds = seconds
+    }
+}

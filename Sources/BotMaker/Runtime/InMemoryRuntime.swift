@@ -1,0 +1,305 @@
+import Foundation
+import NIOConcurrencyHelpers
+
+/// An engine that lives in memory, driven by an injected clock: each operation can be given a latency
+/// (it completes only when the clock has advanced that far) or a failure. It follows the same
+/// ownership rules as the Docker implementation, records every call and the largest number of
+/// operations ever in progress on one bot at once. For unit tests of scheduling, status writes and
+/// planning; every engine is also tested against the real thing.
+public actor InMemoryRuntime: ContainerRuntime {
+    public enum Operation: String, Sendable, CaseIterable {
+        case observe, create, start, stop, restart, remove
+    }
+
+    /// One container as the engine holds it.
+    public struct Container: Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var labels: [String: String]
+        public var state: ContainerState
+        public var exitCode: Int?
+        public var config: ContainerConfig?
+    }
+
+    public nonisolated let endpoint = "memory://"
+    private let clock: any WallClock
+    private let instance: String
+    private var containers: [String: Container] = [:]
+    private var nextId = 0
+    private var latencies: [Operation: TimeInterval] = [:]
+    private var botLatencies: [String: [Operation: TimeInterval]] = [:]
+    private var failures: [String: [Operation: ContainerError]] = [:]
+    private var missingImages: Set<String> = []
+    private var activeByBot: [String: Int] = [:]
+    /// Every operation started, in order: (operation, bot id).
+    public private(set) var calls: [(Operation, String)] = []
+    /// The most operations ever in progress on one bot at the same time.
+    public private(set) var maxConcurrentPerBot = 0
+    /// When true every call fails with `NETWORK_ERROR`.
+    public var unreachable = false
+    private let sinks = NIOLockedValueBox<[UInt64: AsyncThrowingStream<RuntimeEvent, any Error>.Continuation]>([:])
+    private let sinkIds = NIOLockedValueBox<UInt64>(0)
+    private let subscriberWaiters = NIOLockedValueBox<[(Int, CheckedContinuation<Void, Never>)]>([])
+
+    public init(clock: any WallClock, instance: String = BotLabels.defaultInstance) {
+        self.clock = clock
+        self.instance = instance
+    }
+
+    // MARK: - Test controls
+
+    /// Every `operation` takes `seconds` of the injected clock (for one bot when `botId` is given).
+    public func setLatency(_ operation: Operation, _ seconds: TimeInterval, botId: String? = nil) {
+        if let botId { botLatencies[botId, default: [:]][operation] = seconds } else { latencies[operation] = seconds }
+    }
+
+    /// `operation` on `botId` fails with `error` until cleared with nil.
+    public func setFailure(_ operation: Operation, botId: String, _ error: ContainerError?) {
+        failures[botId, default: [:]][operation] = error
+    }
+
+    /// Creating a container from `image` fails with `NOT_FOUND`, as Docker does for a missing image.
+    public func setImageMissing(_ image: String, _ missing: Bool = true) {
+        if missing { missingImages.insert(image) } else { missingImages.remove(image) }
+    }
+
+    public func setUnreachable(_ value: Bool) { unreachable = value }
+
+    /// A container made outside botmaker (by hand, or by an older botmaker when `labels` say it is ours).
+    @discardableResult
+    public func addContainer(name: String, labels: [String: String] = [:], running: Bool = true) -> String {
+        let id = makeId()
+        containers[id] = Container(id: id, name: name, labels: labels, state: running ? .running : .created)
+        return id
+    }
+
+    /// Changes a container behind botmaker's back (as `docker stop` or a crash would), emitting events.
+    public func setState(botId: String, _ state: ContainerState, exitCode: Int? = nil) {
+        guard let id = containerId(named: ContainerDefaults.containerName(for: botId)) else { return }
+        containers[id]?.state = state
+        containers[id]?.exitCode = exitCode
+        emit(state == .running ? "start" : "die", id)
+    }
+
+    /// Removes a container behind botmaker's back (as `docker rm -f` would).
+    public func removeExternally(botId: String) {
+        guard let id = containerId(named: ContainerDefaults.containerName(for: botId)) else { return }
+        emit("destroy", id)
+        containers[id] = nil
+    }
+
+    public var allContainers: [Container] { containers.values.sorted { $0.name < $1.name } }
+
+    public func container(botId: String) -> Container? {
+        containerId(named: ContainerDefaults.containerName(for: botId)).flatMap { containers[$0] }
+    }
+
+    public func callCount(_ operation: Operation, botId: String? = nil) -> Int {
+        calls.count { $0.0 == operation && (botId == nil || $0.1 == botId) }
+    }
+
+    // MARK: - ContainerRuntime
+
+    public func ping() async throws(ContainerError) {
+        if unreachable { throw ContainerError(.networkError, "in-memory engine set unreachable") }
+    }
+
+    public func observe() async throws(ContainerError) -> ObservedContainers {
+        try await operate(.observe, botId: "*")
+        var observed = ObservedContainers()
+        for container in containers.values.sorted(by: { $0.name < $1.name }) {
+            if owns(container.labels) {
+                observed.managed.append(info(container))
+            } else if container.name.hasPrefix(ContainerDefaults.namePrefix) {
+                observed.foreignNames[container.name] = container.id
+            }
+        }
+        return observed
+    }
+
+    public func observe(botId: String) async throws(ContainerError) -> ObservedContainers {
+        try await operate(.observe, botId: botId)
+        let name = ContainerDefaults.containerName(for: botId)
+        guard let id = containerId(named: name), let container = containers[id] else { return ObservedContainers() }
+        if owns(container.labels) { return ObservedContainers(managed: [info(container)]) }
+        return ObservedContainers(foreignNames: [name: id])
+    }
+
+    public func observe(containerId: String) async throws(ContainerError) -> ContainerInfo? {
+        try await operate(.observe, botId: "*")
+        guard let container = containers[containerId], owns(container.labels) else { return nil }
+        return info(container)
+    }
+
+    public func createContainer(botId: String, config: ContainerConfig) async throws(ContainerError) -> String {
+        try await operate(.create, botId: botId)
+        let name = ContainerDefaults.containerName(for: botId)
+        if missingImages.contains(config.image) {
+            throw ContainerError(.notFound, "No such image: \(config.image)", botId: botId)
+        }
+        if let holder = containerId(named: name) {
+            throw ContainerError(.alreadyExists, "\(name) is held by container \(holder.prefix(12))", botId: botId)
+        }
+        let id = makeId()
+        containers[id] = Container(
+            id: id, name: name,
+            labels: [BotLabels.managed: "true", BotLabels.botId: botId, BotLabels.specHash: config.specHash, BotLabels.instance: instance],
+            state: .created, config: config)
+        emit("create", id)
+        return id
+    }
+
+    public func startContainer(botId: String, containerId: String?) async throws(ContainerError) {
+        try await operate(.start, botId: botId)
+        var id = containerId
+        if id == nil { id = try requireOwned(botId: botId) }
+        guard let id else { return }
+        guard containers[id] != nil else { throw ContainerError(.notFound, "no such container \(id)", botId: botId) }
+        if containers[id]?.state == .running { return }
+        containers[id]?.state = .running
+        containers[id]?.exitCode = nil
+        emit("start", id)
+    }
+
+    public func stopContainer(botId: String) async throws(ContainerError) {
+        try await operate(.stop, botId: botId)
+        let id = try requireOwned(botId: botId)
+        stop(id)
+    }
+
+    public func restartContainer(botId: String) async throws(ContainerError) {
+        try await operate(.restart, botId: botId)
+        let id = try requireOwned(botId: botId)
+        stop(id)
+        containers[id]?.state = .running
+        containers[id]?.exitCode = nil
+        emit("start", id)
+    }
+
+    public func removeContainer(botId: String) async throws(ContainerError) {
+        try await operate(.remove, botId: botId)
+        let name = ContainerDefaults.containerName(for: botId)
+        guard let id = containerId(named: name), let container = containers[id] else { return }
+        guard owns(container.labels) else { throw ContainerError(.notManaged, "\(name) is not managed by botmaker", botId: botId) }
+        remove(id)
+    }
+
+    public func removeManagedContainer(id: String, botId: String) async throws(ContainerError) {
+        try await operate(.remove, botId: botId)
+        guard let container = containers[id] else { return }
+        guard owns(container.labels) else { throw ContainerError(.notManaged, "container \(id) is not managed by botmaker", botId: botId) }
+        remove(id)
+    }
+
+    public func getContainerStatus(botId: String) async throws(ContainerError) -> ContainerStatus? {
+        guard let id = containerId(named: ContainerDefaults.containerName(for: botId)), let container = containers[id],
+              owns(container.labels) else { return nil }
+        return ContainerStatus(id: id, state: container.state, running: container.state == .running,
+                               exitCode: container.exitCode, startedAt: nil, finishedAt: nil)
+    }
+
+    public func matchesWithoutSpecHash(containerId: String, config: ContainerConfig) async -> Bool {
+        containers[containerId]?.config == config
+    }
+
+    public nonisolated func events(onConnect: @escaping @Sendable () -> Void) -> AsyncThrowingStream<RuntimeEvent, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: RuntimeEvent.self)
+        let id = sinkIds.withLockedValue { $0 += 1; return $0 }
+        let count = sinks.withLockedValue { $0[id] = continuation; return $0.count }
+        continuation.onTermination = { [sinks] _ in _ = sinks.withLockedValue { $0.removeValue(forKey: id) } }
+        onConnect()
+        let ready = subscriberWaiters.withLockedValue { waiters in
+            defer { waiters.removeAll { $0.0 <= count } }
+            return waiters.filter { $0.0 <= count }.map(\.1)
+        }
+        for waiter in ready { waiter.resume() }
+        return stream
+    }
+
+    /// Returns once at least `count` event streams are subscribed: how a test knows a watcher listens.
+    public nonisolated func waitForSubscribers(_ count: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = subscriberWaiters.withLockedValue { waiters -> Bool in
+                if sinks.withLockedValue({ $0.count }) >= count { return true }
+                waiters.append((count, continuation))
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    /// Ends every event stream with an error, as a broken connection would.
+    public nonisolated func breakEventStreams() {
+        let all = sinks.withLockedValue { sinks in
+            defer { sinks = [:] }
+            return Array(sinks.values)
+        }
+        for continuation in all { continuation.finish(throwing: ContainerError(.networkError, "event stream broke")) }
+    }
+
+    public func shutdown() async {}
+
+    // MARK: - Internals
+
+    private func operate(_ operation: Operation, botId: String) async throws(ContainerError) {
+        calls.append((operation, botId))
+        if unreachable { throw ContainerError(.networkError, "in-memory engine set unreachable", botId: botId) }
+        activeByBot[botId, default: 0] += 1
+        if botId != "*" { maxConcurrentPerBot = max(maxConcurrentPerBot, activeByBot[botId] ?? 0) }
+        defer { activeByBot[botId, default: 1] -= 1 }
+        let seconds = botLatencies[botId]?[operation] ?? latencies[operation] ?? 0
+        if seconds > 0 {
+            do { try await clock.sleep(until: clock.now().addingTimeInterval(seconds)) } catch {
+                throw ContainerError(.networkError, "cancelled", botId: botId)
+            }
+        }
+        if let failure = failures[botId]?[operation] { throw failure }
+    }
+
+    private func owns(_ labels: [String: String]) -> Bool {
+        labels[BotLabels.managed] == "true" && (labels[BotLabels.instance] ?? BotLabels.defaultInstance) == instance
+    }
+
+    private func containerId(named name: String) -> String? {
+        containers.values.first { $0.name == name }?.id
+    }
+
+    private func requireOwned(botId: String) throws(ContainerError) -> String {
+        let name = ContainerDefaults.containerName(for: botId)
+        guard let id = containerId(named: name), let container = containers[id] else {
+            throw ContainerError(.notFound, "no container \(name)", botId: botId)
+        }
+        guard owns(container.labels) else { throw ContainerError(.notManaged, "\(name) is not managed by botmaker", botId: botId) }
+        return id
+    }
+
+    private func stop(_ id: String) {
+        guard containers[id]?.state == .running else { return }
+        containers[id]?.state = .exited
+        containers[id]?.exitCode = 0
+        emit("die", id)
+    }
+
+    private func remove(_ id: String) {
+        stop(id)
+        containers[id] = nil
+        emit("destroy", id)
+    }
+
+    private func makeId() -> String {
+        nextId += 1
+        return String(format: "%064x", nextId)
+    }
+
+    private func info(_ container: Container) -> ContainerInfo {
+        ContainerInfo(id: container.id, name: container.name, botId: container.labels[BotLabels.botId] ?? container.name,
+                      state: container.state, status: container.state.rawValue, image: container.config?.image ?? "",
+                      labels: container.labels, exitCode: container.exitCode)
+    }
+
+    private func emit(_ action: String, _ id: String) {
+        guard let container = containers[id], owns(container.labels) else { return }
+        let event = RuntimeEvent(action: action, containerId: id, name: container.name, botId: container.labels[BotLabels.botId] ?? "")
+        for continuation in sinks.withLockedValue({ Array($0.values) }) { continuation.yield(event) }
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import GRDB
+
+/// Bots changed since a revision (see `migrations/0003_work_queue.sql`).
+public struct StoreChanges: Sendable, Equatable {
+    /// Ids of rows inserted, updated or deleted after the revision asked for.
+    public var botIds: [String]
+    /// The store's revision now: ask for changes since this one next time.
+    public var revision: Int64
+    /// True when the store's revision went backwards (the file was replaced or restored): re-read everything.
+    public var isReset: Bool
+}
+
+/// One bot's row and status, read together.
+public struct BotState: Sendable {
+    public var row: BotRow?
+    public var status: BotStatus?
+}
+
+extension Store {
+    /// The rows and tombstones newer than `revision`: two indexed range reads, whatever the fleet size.
+    public func changes(since revision: Int64) async throws -> StoreChanges {
+        try await read { db in
+            let current = try Int64.fetchOne(db, sql: "SELECT revision FROM store_revision WHERE id = 1") ?? 0
+            if current < revision { return StoreChanges(botIds: [], revision: current, isReset: true) }
+            if current == revision { return StoreChanges(botIds: [], revision: current, isReset: false) }
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT CAST(id AS BLOB) AS id FROM bots WHERE revision > ?
+                UNION SELECT CAST(bot_id AS BLOB) AS id FROM bot_tombstones WHERE revision > ?
+                """, arguments: [revision, revision])
+            return StoreChanges(botIds: rows.map { BotRow(row: $0).id }, revision: current, isReset: false)
+        }
+    }
+
+    /// The store's current revision.
+    public func revision() async throws -> Int64 {
+        try await read { db in try Int64.fetchOne(db, sql: "SELECT revision FROM store_revision WHERE id = 1") ?? 0 }
+    }
+
+    /// One bot's row and status in one read transaction (ids bound as bytes, as everywhere).
+    public func botState(id: String) async throws -> BotState {
+        try await read { db in
+            let key = Data(id.utf8)
+            let row = try Row.fetchOne(db, sql: Self.botsQuery + " WHERE id = CAST(? AS TEXT)", arguments: [key]).map(BotRow.init(row:))
+            var status = try BotStatus.fetchOne(db, sql: "SELECT * FROM bot_status WHERE bot_id = CAST(? AS TEXT)", arguments: [key])
+            status?.botId = id
+            return BotState(row: row, status: status)
+        }
+    }
+}

@@ -1,0 +1,222 @@
+import BotMaker
+import Foundation
+import Logging
+import Testing
+import TestSupport
+
+/// The work queue and its workers on the in-memory engine and a manual clock, with a real SQLite
+/// file: scheduling is proven by ordering, never by waiting for wall-clock time.
+@Suite(.timeLimit(.minutes(1))) struct ControllerTests {
+    final class Fixture: Sendable {
+        let dir: TemporaryDirectory
+        let store: Store
+        let clock = ManualWallClock()
+        let runtime: InMemoryRuntime
+        let controller: Controller
+        let reports: AsyncStream<KeyReport>
+
+        init(concurrency: Int = 4) throws {
+            dir = try TemporaryDirectory()
+            store = try Store.open(path: dir.file("bots.db"))
+            runtime = InMemoryRuntime(clock: clock)
+            let (stream, continuation) = AsyncStream.makeStream(of: KeyReport.self)
+            reports = stream
+            controller = Controller(store: store, runtime: runtime, secrets: SecretsManager(root: dir.file("secrets")),
+                                    settings: .init(concurrency: concurrency, backoff: Backoff(base: 1, cap: 8, jitter: 0)),
+                                    clock: clock, logger: Logger(label: "test"), onReport: { continuation.yield($0) })
+        }
+
+        func add(_ ids: String..., state: DesiredState = .running) throws {
+            for id in ids { try store.addBot(id: id, changes: BotChanges(image: "img:1", desiredState: state)) }
+        }
+
+        func status(_ id: String) async throws -> BotStatus? { try await store.botState(id: id).status }
+
+        deinit { dir.remove() }
+    }
+
+    /// Reads reports until one for `key` arrives.
+    static func report(for key: WorkKey, from reports: inout AsyncStream<KeyReport>.Iterator) async -> KeyReport? {
+        while let report = await reports.next() {
+            if report.key == key { return report }
+        }
+        return nil
+    }
+
+    static func withWorkers(_ fixture: Fixture, _ body: (inout AsyncStream<KeyReport>.Iterator) async throws -> Void) async throws {
+        let workers = Task { await fixture.controller.runWorkers() }
+        var reports = fixture.reports.makeAsyncIterator()
+        do {
+            try await body(&reports)
+        } catch {
+            fixture.controller.queue.shutDown()
+            await workers.value
+            throw error
+        }
+        fixture.controller.queue.shutDown()
+        await workers.value
+    }
+
+    @Test func aSlowStopHoldsOneWorkerAndBlocksNoOtherBot() async throws {
+        let fixture = try Fixture(concurrency: 2)
+        try fixture.add("a", "b")
+        try await Self.withWorkers(fixture) { reports in
+            try await fixture.controller.resync()
+            _ = await Self.report(for: .bot("a"), from: &reports)
+            _ = await Self.report(for: .bot("b"), from: &reports)
+            #expect(await fixture.runtime.container(botId: "b")?.state == .running)
+
+            await fixture.runtime.setLatency(.stop, 10, botId: "a")
+            try fixture.store.updateBot(id: "a", changes: BotChanges(desiredState: .stopped))
+            fixture.controller.queue.add(.bot("a"))
+            await fixture.clock.waitForSleepers(1)  // a worker is inside a's 10 s stop
+            #expect(try await fixture.status("a")?.inFlightAction == "stopping")
+
+            await fixture.runtime.removeExternally(botId: "b")
+            fixture.controller.queue.add(.bot("b"))
+            let repaired = await Self.report(for: .bot("b"), from: &reports)
+            #expect(repaired?.results.map(\.action.kind) == [.create])
+            #expect(repaired?.results.allSatisfy(\.succeeded) == true)
+            // b is running again while a's stop has not finished.
+            #expect(await fixture.runtime.container(botId: "b")?.state == .running)
+            #expect(await fixture.runtime.container(botId: "a")?.state == .running)
+
+            fixture.clock.advance(by: 10)
+            let stopped = await Self.report(for: .bot("a"), from: &reports)
+            #expect(stopped?.results.map(\.action.kind) == [.stop])
+            #expect(await fixture.runtime.container(botId: "a")?.state == .exited)
+            let status = try await fixture.status("a")
+            #expect(status?.inFlightAction == nil && status?.inFlightSince == nil)
+            #expect(status?.actualState == "exited")
+        }
+    }
+
+    @Test func aKeyAddedWhileItIsWorkedIsWorkedOnceMoreAndNeverConcurrently() async throws {
+        let fixture = try Fixture(concurrency: 4)
+        try fixture.add("a")
+        await fixture.runtime.setLatency(.create, 5)
+        try await Self.withWorkers(fixture) { reports in
+            fixture.controller.queue.add(.bot("a"))
+            await fixture.clock.waitForSleepers(1)
+            for _ in 0..<5 { fixture.controller.queue.add(.bot("a")) }
+            fixture.clock.advance(by: 5)
+            let first = await Self.report(for: .bot("a"), from: &reports)
+            #expect(first?.results.map(\.action.kind) == [.create])
+            let second = await Self.report(for: .bot("a"), from: &reports)
+            #expect(second?.actions.isEmpty == true, "the second look finds the bot converged")
+            await fixture.controller.queue.waitUntilIdle()
+        }
+        #expect(await fixture.runtime.maxConcurrentPerBot == 1)
+        #expect(await fixture.runtime.callCount(.create) == 1)
+        #expect(await fixture.runtime.callCount(.observe, botId: "a") == 2)
+    }
+
+    @Test func aFailedBotWaitsForItsDeadlineWithoutHoldingAWorker() async throws {
+        let fixture = try Fixture(concurrency: 1)
+        try fixture.add("a", "b")
+        await fixture.runtime.setImageMissing("img:1")
+        try await Self.withWorkers(fixture) { reports in
+            fixture.controller.queue.add(.bot("a"))
+            let failed = await Self.report(for: .bot("a"), from: &reports)
+            #expect(failed?.results.first?.error?.code == .notFound)
+            let status = try await fixture.status("a")
+            #expect(status?.waitingFor == "retry after NOT_FOUND")
+            #expect(status?.nextAttemptAt == fixture.clock.now().addingTimeInterval(1))
+            #expect(fixture.controller.queue.deadline(of: .bot("a")) == status?.nextAttemptAt)
+            #expect(fixture.controller.queue.stats.busy == 0)
+
+            // The only worker is free for b while a waits (b fails too: same missing image).
+            fixture.controller.queue.add(.bot("b"))
+            #expect(await Self.report(for: .bot("b"), from: &reports) != nil)
+
+            // An event before the deadline finds a still backing off: it waits again, nothing is called.
+            let creates = await fixture.runtime.callCount(.create, botId: "a")
+            fixture.controller.queue.add(.bot("a"))
+            let early = await Self.report(for: .bot("a"), from: &reports)
+            #expect(early?.actions.map(\.kind) == [.wait])
+            #expect(await fixture.runtime.callCount(.create, botId: "a") == creates)
+
+            await fixture.runtime.setImageMissing("img:1", false)
+            fixture.clock.advance(by: 1)
+            let retried = await Self.report(for: .bot("a"), from: &reports)
+            #expect(retried?.results.map(\.succeeded) == [true])
+            let after = try await fixture.status("a")
+            #expect(after?.lastErrorCode == nil && after?.waitingFor == nil && after?.failureCount == 0)
+        }
+    }
+
+    @Test func orphansAndStraysAreKeysAndAreRemoved() async throws {
+        let fixture = try Fixture()
+        let ours = [BotLabels.managed: "true", BotLabels.instance: BotLabels.defaultInstance]
+        await fixture.runtime.addContainer(name: "botmaker-gone", labels: ours.merging([BotLabels.botId: "gone"]) { a, _ in a })
+        let stray = await fixture.runtime.addContainer(name: "renamed", labels: ours.merging([BotLabels.botId: "x"]) { a, _ in a })
+        let view = try await fixture.controller.resync()
+        #expect(Set(view.keysToWork().now) == [.bot("gone"), .container(stray)])
+        try await Self.withWorkers(fixture) { _ in await fixture.controller.queue.waitUntilIdle() }
+        #expect(await fixture.runtime.allContainers.isEmpty)
+    }
+
+    @Test func aForeignContainerHoldingTheNameBlocksTheBotAndIsNeverTouched() async throws {
+        let fixture = try Fixture()
+        let foreign = await fixture.runtime.addContainer(name: "botmaker-f")
+        try fixture.add("f")
+        try await Self.withWorkers(fixture) { reports in
+            fixture.controller.queue.add(.bot("f"))
+            let report = await Self.report(for: .bot("f"), from: &reports)
+            #expect(report?.actions.map(\.kind) == [.blocked])
+            #expect(report?.actions.first?.errorCode == .alreadyExists)
+        }
+        #expect(try await fixture.status("f")?.lastErrorCode == "ALREADY_EXISTS")
+        #expect(await fixture.runtime.allContainers.map(\.id) == [foreign])
+        #expect(await fixture.runtime.calls.filter { $0.1 == "f" }.map(\.0) == [.observe])
+    }
+
+    @Test func aConvergedResyncIsOneListCallAndWritesNothing() async throws {
+        let fixture = try Fixture()
+        try fixture.add("a", "b")
+        try fixture.add("s", state: .stopped)
+        try await Self.withWorkers(fixture) { _ in
+            try await fixture.controller.resync()
+            await fixture.controller.queue.waitUntilIdle()
+        }
+        let writes = fixture.store.writeTransactions
+        let calls = await fixture.runtime.calls.count
+        let view = try await fixture.controller.resync()
+        #expect(view.plan.actions.isEmpty && view.plan.statusUpdates.isEmpty)
+        #expect(fixture.controller.queue.stats.depth == 0)
+        #expect(await fixture.runtime.calls.count == calls + 1)
+        #expect(fixture.store.writeTransactions == writes)
+    }
+
+    @Test func anInFlightMarkLeftByACrashIsClearedByTheNextLook() async throws {
+        let fixture = try Fixture()
+        try fixture.add("a")
+        try await Self.withWorkers(fixture) { _ in
+            try await fixture.controller.resync()
+            await fixture.controller.queue.waitUntilIdle()
+            var status = try #require(try await fixture.status("a"))
+            status.inFlightAction = "stopping"
+            status.inFlightSince = fixture.clock.now()
+            try await fixture.store.record(statuses: [status], events: [])
+            try await fixture.controller.resync()
+            await fixture.controller.queue.waitUntilIdle()
+        }
+        #expect(try await fixture.status("a")?.inFlightAction == nil)
+    }
+
+    @Test func reconcileOnceReturnsWhenNoKeyHasImmediateWork() async throws {
+        let fixture = try Fixture()
+        try fixture.add("a", "b")
+        try fixture.store.addBot(id: "ghost", changes: BotChanges(image: "missing:1"))
+        await fixture.runtime.setImageMissing("missing:1")
+        let outcome = try await fixture.controller.reconcileOnce()
+        let byKey = Dictionary(uniqueKeysWithValues: outcome.reports.map { ($0.key, $0) })
+        #expect(byKey[.bot("a")]?.results.map(\.succeeded) == [true])
+        #expect(byKey[.bot("ghost")]?.results.first?.error?.code == .notFound)
+        // The ghost's retry is a deadline, not awaited; the merged plan shows every bot once.
+        #expect(outcome.view.merging(outcome.reports).actions.map(\.botId) == ["a", "b", "ghost"])
+        let again = try await fixture.controller.reconcileOnce()
+        #expect(again.reports.map(\.key) == [.bot("ghost")])
+        #expect(again.reports.first?.actions.map(\.kind) == [.wait])
+    }
+}
