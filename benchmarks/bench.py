@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -17,7 +18,42 @@ import time
 
 COMPOSE_TIMEOUT = 300
 IMAGE = os.environ.get("BOTMAKER_TEST_IMAGE", "botmaker-test/busybox:latest")
+# Like IMAGE, but its process ignores SIGTERM: a stop takes the whole grace period (--init forwards TERM to sh, which ignores it).
+STUBBORN_IMAGE = IMAGE.rsplit(":", 1)[0] + "-ignore-term:latest"
+STUBBORN_CMD = ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
 ENV = ["GREETING=hello", "MODEL=openclaw-small"]
+
+# Everything a run starts, so that main's `finally` can clean it up whatever failed: processes and instance labels.
+PROCS = []
+LABELS = set()
+
+
+def spawn(args, **kw):
+    proc = subprocess.Popen(args, **kw)
+    PROCS.append(proc)
+    return proc
+
+
+def stop_proc(proc, timeout=30):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def track(instance):
+    LABELS.add(instance)
+    return instance
+
+
+def cleanup_everything():
+    for proc in PROCS:
+        stop_proc(proc)
+    for instance in sorted(LABELS):
+        remove_label(f"botmaker.instance={instance}", check=False)
 
 
 def sh(args, check=True, capture=True, **kw):
@@ -33,10 +69,10 @@ def timed(fn):
     return time.perf_counter() - t
 
 
-def remove_label(label):
-    ids = sh(["docker", "ps", "-aq", "--filter", f"label={label}"]).stdout.split()
+def remove_label(label, check=True):
+    ids = sh(["docker", "ps", "-aq", "--filter", f"label={label}"], check=check).stdout.split()
     for i in range(0, len(ids), 50):
-        sh(["docker", "rm", "-f"] + ids[i:i + 50])
+        sh(["docker", "rm", "-f"] + ids[i:i + 50], check=check)
 
 
 def count_running(label):
@@ -45,7 +81,7 @@ def count_running(label):
 
 class Botmaker:
     def __init__(self, binary, workdir, instance):
-        self.binary, self.instance = binary, instance
+        self.binary, self.instance = binary, track(instance)
         self.db = os.path.join(workdir, f"{instance}.db")
         self.secrets = os.path.join(workdir, f"{instance}-secrets")
         self.args = ["--db", self.db, "--secrets-dir", self.secrets, "--instance", instance]
@@ -55,7 +91,8 @@ class Botmaker:
         return sh([self.binary] + args + self.args, check=check)
 
     def sql(self, statement):
-        return sh(["sqlite3", "-cmd", ".timeout 10000", self.db, statement]).stdout.strip()
+        # On stdin, not argv: one argument is capped at 128 KiB, and 10,000 rows in one INSERT are more.
+        return sh(["sqlite3", "-bail", "-cmd", ".timeout 10000", self.db], input=statement).stdout.strip()
 
     def add(self, names, env=ENV, state="running"):
         env_json = json.dumps(env).replace("'", "''")
@@ -69,6 +106,7 @@ class Botmaker:
 
 
 def docker_run_args(name, instance, secrets, env):
+    track(instance)
     args = ["docker", "run", "-d", "--name", name, "--label", "botmaker.managed=true", "--label", f"botmaker.bot-id={name}",
             "--label", f"botmaker.instance={instance}", "--restart", "unless-stopped", "--network", "bridge", "--init",
             "-v", f"{secrets}:/run/secrets:ro"]
@@ -78,6 +116,7 @@ def docker_run_args(name, instance, secrets, env):
 
 
 def compose_file(path, names, instance, secrets_root, env):
+    track(instance)
     lines = ["version: '2.4'", "services:"]
     for n in names:
         os.makedirs(os.path.join(secrets_root, n), mode=0o700, exist_ok=True)
@@ -122,22 +161,28 @@ def api(method, path, body=None):
     return json.loads(data) if data else None
 
 
+def api_create_start(work, name, instance, managed="true"):
+    """Create + start straight over the Engine API: the same container botmaker makes, no CLI, no bookkeeping.
+
+    managed="false" keeps every running `botmaker run` from reacting to it (they follow events of all managed
+    containers, whatever their instance), so a floor measured beside a live service is not slowed by its passes."""
+    track(instance)
+    secrets = os.path.join(work, instance, name)
+    os.makedirs(secrets, exist_ok=True)
+    created = api("POST", f"/containers/create?name=floor-{name}", {
+        "Image": IMAGE, "Env": ENV,
+        "Labels": {"botmaker.managed": managed, "botmaker.bot-id": name, "botmaker.instance": instance},
+        "HostConfig": {"Binds": [f"{secrets}:/run/secrets:ro"], "RestartPolicy": {"Name": "unless-stopped"},
+                       "NetworkMode": "bridge", "Init": True}})
+    api("POST", f"/containers/{created['Id']}/start")
+
+
 def api_floor(work, names, instance):
     """The engine's own floor: create + start over the API, 4 at a time, no CLI and no bookkeeping."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(name):
-        secrets = os.path.join(work, instance, name)
-        os.makedirs(secrets, exist_ok=True)
-        created = api("POST", f"/containers/create?name=floor-{name}", {
-            "Image": IMAGE, "Env": ENV,
-            "Labels": {"botmaker.managed": "true", "botmaker.bot-id": name, "botmaker.instance": instance},
-            "HostConfig": {"Binds": [f"{secrets}:/run/secrets:ro"], "RestartPolicy": {"Name": "unless-stopped"},
-                           "NetworkMode": "bridge", "Init": True}})
-        api("POST", f"/containers/{created['Id']}/start")
-
     with ThreadPoolExecutor(4) as pool:
-        seconds = timed(lambda: list(pool.map(one, names)))
+        seconds = timed(lambda: list(pool.map(lambda name: api_create_start(work, name, instance), names)))
     assert count_running(f"botmaker.instance={instance}") == len(names)
     remove_label(f"botmaker.instance={instance}")
     return seconds
@@ -232,9 +277,10 @@ def idle_and_dry_run(binary, work, total, running, idle_seconds):
         dry.append(wall)
     # The service idle over a window, after its first pass.
     port = free_port()
-    proc = subprocess.Popen([binary, "run", "--log-level", "warning", "--metrics-addr", f"127.0.0.1:{port}"] + bm.args,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = spawn([binary, "run", "--log-level", "warning", "--metrics-addr", f"127.0.0.1:{port}"] + bm.args,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(5)
+    wait_idle(port, proc)
     tick = os.sysconf("SC_CLK_TCK")
 
     def cpu_ticks():
@@ -254,8 +300,7 @@ def idle_and_dry_run(binary, work, total, running, idle_seconds):
     rss = rss_kib()
     service_passes = m1.get("botmaker_reconcile_passes_total", 0) - m0.get("botmaker_reconcile_passes_total", 0)
     service_requests = m1.get("botmaker_docker_requests_total", 0) - m0.get("botmaker_docker_requests_total", 0)
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop_proc(proc)
     bm.sql("DELETE FROM bots")
     bm.run(["reconcile"])
     return {
@@ -287,37 +332,46 @@ def scrape(port):
 
 
 class Events:
-    """`docker events` for one instance label, with arrival of start events by container name."""
+    """`docker events` for one instance label: arrival times (Docker's own timeNano) of the chosen actions, by container name."""
 
-    def __init__(self, instance):
-        self.starts = {}
+    def __init__(self, instance, actions=("start",)):
+        self.seen = {}
         self.cv = threading.Condition()
-        self.proc = subprocess.Popen(["docker", "events", "--filter", "type=container", "--filter", f"label=botmaker.instance={instance}",
-                                      "--filter", "event=start", "--format", "{{json .}}"], stdout=subprocess.PIPE, text=True)
+        args = ["docker", "events", "--since", f"{time.time():.9f}", "--filter", "type=container",
+                "--filter", f"label=botmaker.instance={instance}", "--format", "{{json .}}"]
+        for action in actions:
+            args += ["--filter", f"event={action}"]
+        # --since replays anything that happens before the stream is connected; the pause is only a margin.
+        self.proc = spawn(args, stdout=subprocess.PIPE, text=True)
         threading.Thread(target=self.read, daemon=True).start()
         time.sleep(0.5)
 
     def read(self):
         for line in self.proc.stdout:
             event = json.loads(line)
+            attributes = event["Actor"]["Attributes"]
             with self.cv:
-                self.starts.setdefault(event["Actor"]["Attributes"]["name"], []).append(event["timeNano"])
+                self.seen.setdefault((event["Action"], attributes["name"]), []).append((event["timeNano"], attributes))
                 self.cv.notify_all()
 
-    def wait_start(self, name, after_ns, timeout=60):
+    def wait(self, action, name, after_ns, timeout=60, match=lambda attributes: True):
+        """Seconds from after_ns (time.time_ns()) to the first such event at or after it."""
         deadline = time.time() + timeout
         with self.cv:
             while True:
-                for t in self.starts.get(name, []):
-                    if t >= after_ns:
+                for t, attributes in self.seen.get((action, name), []):
+                    if t >= after_ns and match(attributes):
                         return (t - after_ns) / 1e9
                 remaining = deadline - time.time()
                 if remaining <= 0:
-                    raise SystemExit(f"no start event for {name}")
+                    raise SystemExit(f"no {action} event for {name} within {timeout:.0f} s")
                 self.cv.wait(remaining)
 
+    def wait_start(self, name, after_ns, timeout=60):
+        return self.wait("start", name, after_ns, timeout)
+
     def close(self):
-        self.proc.terminate()
+        stop_proc(self.proc)
 
 
 def pct(values, p):
@@ -331,7 +385,7 @@ def latency(binary, work, trials):
     bm = Botmaker(binary, work, "bench-lat")
     events = Events(bm.instance)
     floor_events = Events("bench-floor")
-    proc = subprocess.Popen([binary, "run", "--log-level", "warning"] + bm.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = spawn([binary, "run", "--log-level", "warning"] + bm.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(2)
     edit, recreate, floor = [], [], []
     try:
@@ -352,8 +406,7 @@ def latency(binary, work, trials):
             sh(docker_run_args(name, "bench-floor", bm.secrets_dir(name), ENV))
             floor.append(floor_events.wait_start(name, t0))
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_proc(proc)
         events.close()
         floor_events.close()
         remove_label("botmaker.instance=bench-floor")
@@ -361,19 +414,260 @@ def latency(binary, work, trials):
         bm.run(["reconcile"])
     return edit, recreate, floor
 
+def proc_cpu_seconds(pid):
+    """utime + stime of a process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kib(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        return int([l for l in f if l.startswith(key + ":")][0].split()[1])
+
+
+def wait_idle(port, proc, quiet=1.5, timeout=600):
+    """Waits until the service is idle: its Docker request, pass and action counters unchanged and under 10 % of a
+    core used for `quiet` seconds (the CPU test covers a long pass that makes no Docker request for a while)."""
+    deadline = time.time() + timeout
+    last, since, cpu_since = None, time.time(), proc_cpu_seconds(proc.pid)
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"botmaker run exited with {proc.returncode}")
+        try:
+            m = scrape(port)
+            now = tuple(m.get(k, 0) for k in ("botmaker_docker_requests_total", "botmaker_reconcile_passes_total",
+                                               "botmaker_actions_total"))
+        except OSError:
+            now = None  # metrics server not listening yet
+        elapsed = time.time() - since
+        if now is not None and now == last:
+            if elapsed >= quiet:
+                if proc_cpu_seconds(proc.pid) - cpu_since < 0.1 * elapsed:
+                    return
+                since, cpu_since = time.time(), proc_cpu_seconds(proc.pid)
+        else:
+            last, since, cpu_since = now, time.time(), proc_cpu_seconds(proc.pid)
+        time.sleep(0.25)
+    raise SystemExit(f"botmaker run not idle within {timeout} s")
+
+
+def wait_cpu_quiet(pid, quiet=1.0, max_fraction=0.05, timeout=600):
+    """Waits until a process has used under max_fraction of a core over the last `quiet` seconds."""
+    deadline = time.time() + timeout
+    samples = [(time.perf_counter(), proc_cpu_seconds(pid))]
+    while time.time() < deadline:
+        time.sleep(0.1)
+        now = (time.perf_counter(), proc_cpu_seconds(pid))
+        samples.append(now)
+        old = [x for x in samples if now[0] - x[0] >= quiet]
+        if old and now[1] - old[-1][1] < max_fraction * (now[0] - old[-1][0]):
+            return
+    raise SystemExit(f"process {pid} still busy after {timeout} s")
+
+
+def ensure_stubborn_image():
+    """STUBBORN_IMAGE from Debian's busybox-static, the way scripts/lib.sh builds the test image: no registry."""
+    r = sh(["docker", "image", "inspect", "--format", "{{json .Config.Cmd}}", STUBBORN_IMAGE], check=False)
+    if r.returncode == 0 and json.loads(r.stdout) == STUBBORN_CMD:
+        return
+    root = tempfile.mkdtemp(prefix="botmaker-bench-image-")
+    try:
+        for d in ("bin", "tmp", "run/secrets", "etc"):
+            os.makedirs(os.path.join(root, d))
+        shutil.copy2("/bin/busybox", os.path.join(root, "bin", "busybox"))
+        for applet in ("sh", "sleep", "cat", "ls", "echo", "true", "false", "touch", "test", "env", "id", "kill"):
+            os.symlink("busybox", os.path.join(root, "bin", applet))
+        with open(os.path.join(root, "etc", "passwd"), "w") as f:
+            f.write("root:x:0:0:root:/:/bin/sh\n")
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        sh(["docker", "import", "--change", "ENV PATH=/bin", "--change", "CMD " + json.dumps(STUBBORN_CMD), "-", STUBBORN_IMAGE],
+           stdin=tar.stdout)
+        tar.stdout.close()
+        tar.wait()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def service(binary, bm, log_path, extra=()):
+    """Starts `botmaker run` with /metrics on a loopback port; returns (process, port, log file)."""
+    port = free_port()
+    log = open(log_path, "w")
+    proc = spawn([binary, "run", "--log-level", "warning", "--metrics-addr", f"127.0.0.1:{port}"] + list(extra) + bm.args,
+                 stdout=subprocess.DEVNULL, stderr=log)
+    return proc, port, log
+
+
+def log_tail(path, lines=15):
+    try:
+        with open(path) as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def head_of_line(binary, work, grace, trials):
+    """Bot A ignores SIGTERM, so its stop takes the whole grace period; while it is under way, bot B's container is
+    removed. How long until B runs again, against `docker run -d` timed the same way in the same run?"""
+    ensure_stubborn_image()
+    bm = Botmaker(binary, work, "bench-hol")
+    a, b = "hol-a", "hol-b"
+    ca, cb = f"botmaker-{a}", f"botmaker-{b}"
+    env_json = json.dumps(ENV).replace("'", "''")
+    bm.sql(f"INSERT INTO bots (id, image, environment, desired_state) VALUES "
+           f"('{a}', '{STUBBORN_IMAGE}', '{env_json}', 'running'), ('{b}', '{IMAGE}', '{env_json}', 'running');")
+    floor_instance = track("bench-hol-floor")
+    events = Events(bm.instance, ("start", "kill", "die"))
+    floor_events = Events(floor_instance)
+    log_path = os.path.join(work, "hol.log")
+    t = time.time_ns()
+    proc, port, log = service(binary, bm, log_path, ["--stop-grace", str(grace)])
+    r = {"repair": [], "floor": [], "to_term": [], "stop": [], "overlap": 0}
+    try:
+        events.wait_start(ca, t, 120)
+        events.wait_start(cb, t, 120)
+        wait_idle(port, proc)
+        for i in range(trials):
+            t_edit = time.time_ns()
+            bm.sql(f"UPDATE bots SET desired_state = 'stopped' WHERE id = '{a}'")
+            # The stop of A is under way once Docker has sent it SIGTERM.
+            to_term = events.wait("kill", ca, t_edit, 60, match=lambda attributes: attributes.get("signal", "15") == "15")
+            t_term = t_edit + int(to_term * 1e9)
+            t0 = time.time_ns()
+            sh(["docker", "rm", "-f", cb])
+            repair = events.wait_start(cb, t0, grace + 120)
+            stop = events.wait("die", ca, t_term, grace + 60)
+            r["to_term"].append(to_term)
+            r["repair"].append(repair)
+            r["stop"].append(stop)
+            r["overlap"] += t0 + repair * 1e9 < t_term + stop * 1e9
+            # Back to both running and the service idle, then the floor under the same conditions.
+            t1 = time.time_ns()
+            bm.sql(f"UPDATE bots SET desired_state = 'running' WHERE id = '{a}'")
+            events.wait_start(ca, t1, grace + 120)
+            wait_idle(port, proc)
+            name = f"floor-hol-{i:02d}"
+            t2 = time.time_ns()
+            sh(docker_run_args(name, floor_instance, bm.secrets_dir(name), ENV))
+            r["floor"].append(floor_events.wait_start(name, t2))
+            wait_idle(port, proc)
+    except BaseException:
+        sys.stderr.write(f"head-of-line: botmaker run's log ends with:\n{log_tail(log_path)}")
+        raise
+    finally:
+        stop_proc(proc)
+        log.close()
+        events.close()
+        floor_events.close()
+        remove_label(f"botmaker.instance={floor_instance}", check=False)
+        remove_label(f"botmaker.instance={bm.instance}", check=False)
+    return r
+
+
+def scale(binary, work, size, trials, edits, running=5):
+    """A fleet of `size` rows, all stopped but `running`: the reaction to one insert against the engine's own
+    create+start, and the service's CPU per single-row edit against its own idle CPU over as long a window."""
+    instance = f"bench-scale{size}"
+    bm = Botmaker(binary, work, instance)
+    floor_instance = track(f"bench-scale{size}-floor")
+    env_json = json.dumps(ENV).replace("'", "''")
+    r = {}
+    r["insert_rows"] = timed(lambda: bm.sql(
+        f"BEGIN; WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < {size - 1}) "
+        f"INSERT INTO bots (id, image, environment, desired_state) SELECT printf('s-%06d', i), '{IMAGE}', '{env_json}', "
+        f"CASE WHEN i < {running} THEN 'running' ELSE 'stopped' END FROM seq; COMMIT;"))
+    assert bm.sql("SELECT count(*) FROM bots") == str(size)
+    events = Events(bm.instance)
+    floor_events = Events(floor_instance)
+    log_path = os.path.join(work, f"scale{size}.log")
+    t = time.time_ns()
+    proc, port, log = service(binary, bm, log_path)
+    ours, floor = [], []
+    try:
+        r["startup"] = max(events.wait_start(f"botmaker-s-{i:06d}", t, 600) for i in range(running))
+        wait_idle(port, proc)
+        r["startup_idle"] = (time.time_ns() - t) / 1e9
+        # (a) one insert → its container started, against the engine's own create+start.
+        for i in range(trials):
+            name = f"n-{i:03d}"
+            t0 = time.time_ns()
+            bm.sql(f"INSERT INTO bots (id, image, environment, desired_state) VALUES ('{name}', '{IMAGE}', '{env_json}', 'running');")
+            ours.append(events.wait_start(f"botmaker-{name}", t0))
+            wait_idle(port, proc)
+            name = f"scale{size}-{i:03d}"
+            t0 = time.time_ns()
+            api_create_start(work, name, floor_instance, managed="false")
+            floor.append(floor_events.wait_start(f"floor-{name}", t0))
+            wait_idle(port, proc)
+        r["ours"], r["floor"] = ours, floor
+        # (b) CPU per single-row edit of a stopped bot (no Docker work), against an idle window as long.
+        target = f"s-{size - 1:06d}"
+        m0, c0, t0 = scrape(port), proc_cpu_seconds(proc.pid), time.perf_counter()
+        for k in range(edits):
+            time.sleep(max(0.0, t0 + 0.3 * k - time.perf_counter()))
+            bm.sql(f"UPDATE bots SET environment = '[\"GREETING=hello\",\"MODEL=edit-{k}\"]' WHERE id = '{target}';")
+        wait_cpu_quiet(proc.pid)  # the last edit's work done; reading /proc does not wake the service, a scrape would
+        c1, t1 = proc_cpu_seconds(proc.pid), time.perf_counter()
+        m1 = scrape(port)
+        window = t1 - t0
+        c2 = proc_cpu_seconds(proc.pid)
+        time.sleep(window)
+        c3 = proc_cpu_seconds(proc.pid)
+        r.update(window=window, edit_cpu=c1 - c0, idle_cpu=c3 - c2, per_edit=((c1 - c0) - (c3 - c2)) / edits,
+                 edit_passes=m1["botmaker_reconcile_passes_total"] - m0.get("botmaker_reconcile_passes_total", 0)
+                 if "botmaker_reconcile_passes_total" in m1 else None,
+                 edit_requests=m1.get("botmaker_docker_requests_total", 0) - m0.get("botmaker_docker_requests_total", 0),
+                 rss_mib=proc_status_kib(proc.pid, "VmRSS") / 1024, hwm_mib=proc_status_kib(proc.pid, "VmHWM") / 1024)
+    except BaseException:
+        sys.stderr.write(f"scale {size}: botmaker run's log ends with:\n{log_tail(log_path)}")
+        raise
+    finally:
+        stop_proc(proc)
+        log.close()
+        events.close()
+        floor_events.close()
+        remove_label(f"botmaker.instance={floor_instance}", check=False)
+        remove_label(f"botmaker.instance={bm.instance}", check=False)
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            if os.path.exists(bm.db + suffix):
+                os.remove(bm.db + suffix)
+        shutil.rmtree(bm.secrets, ignore_errors=True)
+        shutil.rmtree(os.path.join(work, floor_instance), ignore_errors=True)
+    return r
+
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--sizes", default="50,100")
-    parser.add_argument("--idle-bots", type=int, default=1000)
+    parser.add_argument("--idle-bots", type=int, default=10000)
     parser.add_argument("--idle-running", type=int, default=100)
     parser.add_argument("--idle-seconds", type=float, default=60)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--no-compose", action="store_true")
+    parser.add_argument("--hol-grace", type=int, default=10, help="--stop-grace of the head-of-line run, seconds")
+    parser.add_argument("--hol-trials", type=int, default=5)
+    parser.add_argument("--scale-sizes", default="10000,50000")
+    parser.add_argument("--scale-trials", type=int, default=10, help="inserts timed per size")
+    parser.add_argument("--scale-edits", type=int, default=20, help="single-row edits in the CPU window per size")
+    parser.add_argument("--sections", default="converge,idle,latency,hol,scale",
+                        help="comma-separated subset of converge,idle,latency,hol,scale, run in that order")
     args = parser.parse_args()
+    unknown = set(args.sections.split(",")) - {"converge", "idle", "latency", "hol", "scale"}
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     compose = not args.no_compose and shutil.which("docker-compose") is not None
+    # SIGTERM (a CI timeout) unwinds like Ctrl-C, so every `finally` removes its containers and processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = tempfile.mkdtemp(prefix="botmaker-bench-")
+    try:
+        report(args, compose, work)
+    finally:
+        cleanup_everything()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(args, compose, work):
     version = sh(["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"]).stdout.strip()
     cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][:1] or ["?"]
     print(f"# botmaker benchmarks\n")
@@ -381,7 +675,13 @@ def main():
     print(f"- machine: {os.cpu_count()} cores ({cpu[0]}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, {platform.platform()}")
     print(f"- Docker engine {version}; docker-compose {sh(['docker-compose', 'version', '--short']).stdout.strip() if compose else 'not installed'}")
     print(f"- botmaker binary: {args.binary}; image {IMAGE}; {len(ENV)} env entries, read-only secrets mount, --init, unless-stopped, bridge\n")
+    sections = {"converge": section_converge, "idle": section_idle, "latency": section_latency,
+                "hol": section_head_of_line, "scale": section_scale}
+    for name in args.sections.split(","):
+        sections[name](args, compose, work)
 
+
+def section_converge(args, compose, work):
     print("## Converge from empty and recreate after an env change\n")
     print("| N | botmaker | (a) sequential `docker run` | (b) `xargs -P4 docker run` | (c) `docker-compose up -d` | a / botmaker | b / botmaker | c / botmaker | engine floor (API, 4-way) | botmaker / floor | recreate: botmaker | recreate: compose | compose / botmaker |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -394,6 +694,8 @@ def main():
               f"{fmt(r['floor'])} | {ratio(r['botmaker'], r['floor'])} | "
               f"{fmt(r['botmaker_recreate'])} | {fmt(cr) if compose else 'n/a'} | {ratio(cr, r['botmaker_recreate']) if compose else 'n/a'} |", flush=True)
 
+
+def section_idle(args, compose, work):
     idle = idle_and_dry_run(args.binary, work, args.idle_bots, args.idle_running, args.idle_seconds)
     print(f"\n## Idle cost: {args.idle_bots} bots ({args.idle_running} running, {args.idle_bots - args.idle_running} stopped)\n")
     print("| measure | value |\n|---|---|")
@@ -409,14 +711,51 @@ def main():
     print(f"\n## Dry run at scale\n\n`reconcile --dry-run` with {args.idle_bots} rows and {args.idle_running} containers: "
           f"{idle['dry_wall'] * 1000:.0f} ms wall (median of 5, whole process).")
 
+
+def section_latency(args, compose, work):
     edit, recreate, floor = latency(args.binary, work, args.trials)
     print(f"\n## Reaction latency ({args.trials} trials each, to Docker's `start` event)\n")
     print("| from | p50 | p95 | p50 / floor |\n|---|---|---|---|")
     f50 = pct(floor, 0.5)
     print(f"| floor: `docker run -d` (create + start) | {pct(floor, .5) * 1000:.0f} ms | {pct(floor, .95) * 1000:.0f} ms | 1.00× |")
     print(f"| `sqlite3` insert → container started (`botmaker run`) | {pct(edit, .5) * 1000:.0f} ms | {pct(edit, .95) * 1000:.0f} ms | {pct(edit, .5) / f50:.2f}× |")
-    print(f"| `docker rm -f` → recreated and started | {pct(recreate, .5) * 1000:.0f} ms | {pct(recreate, .95) * 1000:.0f} ms | {pct(recreate, .5) / f50:.2f}× |")
-    shutil.rmtree(work, ignore_errors=True)
+    print(f"| `docker rm -f` → recreated and started | {pct(recreate, .5) * 1000:.0f} ms | {pct(recreate, .95) * 1000:.0f} ms | {pct(recreate, .5) / f50:.2f}× |", flush=True)
+
+
+def section_head_of_line(args, compose, work):
+    g, n = args.hol_grace, args.hol_trials
+    h = head_of_line(args.binary, work, g, n)
+    print(f"\n## Head-of-line blocking: a slow stop of one bot vs the repair of another ({n} trial{'s' if n != 1 else ''}, `--stop-grace {g}`)\n")
+    print(f"Bot A's process ignores SIGTERM ({STUBBORN_IMAGE}), so its stop lasts the whole grace period. A is set "
+          f"`stopped`; once Docker has sent it SIGTERM (its `kill` event), bot B's container is removed with "
+          f"`docker rm -f`, timed to B's new `start` event. The floor is `docker run -d` timed the same way.\n")
+    print("| measure | median | max | median / floor |\n|---|---|---|---|")
+    h50 = statistics.median(h["floor"])
+    print(f"| floor: `docker run -d` (create + start) | {h50 * 1000:.0f} ms | {max(h['floor']) * 1000:.0f} ms | 1.00× |")
+    print(f"| B: `docker rm -f` during A's stop → B started | {statistics.median(h['repair']) * 1000:.0f} ms | "
+          f"{max(h['repair']) * 1000:.0f} ms | {statistics.median(h['repair']) / h50:.2f}× |")
+    print(f"| A: `sqlite3` edit → SIGTERM (`kill` event) | {statistics.median(h['to_term']) * 1000:.0f} ms | {max(h['to_term']) * 1000:.0f} ms | |")
+    print(f"| A: SIGTERM → `die` (grace {g} s) | {statistics.median(h['stop']):.2f} s | {max(h['stop']):.2f} s | |")
+    print(f"| B running again before A's stop ended | {h['overlap']} of {n} trials | | |", flush=True)
+
+
+def section_scale(args, compose, work):
+    print(f"\n## Scale: a fleet of stopped rows, 5 running\n")
+    print(f"Per size: one `sqlite3` insert of a running bot timed to its `start` event ({args.scale_trials} trials), "
+          f"against create + start of the same container over the Engine API timed the same way (labelled so that no "
+          f"service reacts to it); then {args.scale_edits} single-row edits of a stopped bot, 0.3 s apart, and the "
+          f"service's CPU (utime + stime) over that window minus its CPU over an idle window as long.\n")
+    print("| rows | insert of rows | start to 5 running + idle | insert → started p50 | engine floor p50 | ours − floor p50 | "
+          "insert p95 | floor p95 | CPU per edit | edit window: CPU / idle CPU / length | passes during edits | RSS (peak) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for size in [int(x) for x in args.scale_sizes.split(",") if x]:
+        r = scale(args.binary, work, size, args.scale_trials, args.scale_edits)
+        o50, f50 = pct(r["ours"], .5), pct(r["floor"], .5)
+        passes = "n/a" if r["edit_passes"] is None else f"{r['edit_passes']:.0f}"
+        print(f"| {size} | {fmt(r['insert_rows'])} | {fmt(r['startup_idle'])} | {o50 * 1000:.0f} ms | {f50 * 1000:.0f} ms | "
+              f"{o50 - f50:+.3f} s | {pct(r['ours'], .95) * 1000:.0f} ms | {pct(r['floor'], .95) * 1000:.0f} ms | "
+              f"{r['per_edit'] * 1000:.1f} ms | {r['edit_cpu']:.2f} s / {r['idle_cpu']:.2f} s / {r['window']:.1f} s | "
+              f"{passes} | {r['rss_mib']:.1f} MiB ({r['hwm_mib']:.1f}) |", flush=True)
 
 
 if __name__ == "__main__":

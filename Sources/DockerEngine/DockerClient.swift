@@ -147,7 +147,7 @@ public final class DockerClient: Sendable {
         }
     }
 
-    /// Sends one request and collects its whole body, all within `deadline` seconds.
+    /// Sends one request and collects its whole body, all within `deadline` seconds from now.
     func send(
         _ method: HTTPMethod,
         _ path: String,
@@ -159,9 +159,12 @@ public final class DockerClient: Sendable {
     ) async throws(DockerEngineError) -> Response {
         let request = try await makeRequest(method, path, query: query, body: body, versioned: versioned, operation: operation)
         let started = ContinuousClock.now
+        // One absolute deadline for the whole exchange: the head and the body share it.
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(seconds * 1e9))
         do {
-            let response = try await http.execute(request, deadline: .now() + .nanoseconds(Int64(seconds * 1e9)), logger: logger)
-            let collected = try await withDeadline(seconds: seconds) {
+            let response = try await http.execute(request, deadline: deadline, logger: logger)
+            let remaining = Double(max(0, (deadline - .now()).nanoseconds)) / 1e9
+            let collected = try await withDeadline(seconds: remaining) {
                 try await response.body.collect(upTo: 64 << 20)
             }
             let result = Response(status: Int(response.status.code), headers: response.headers, body: collected, operation: operation)

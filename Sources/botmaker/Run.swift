@@ -26,8 +26,8 @@ extension Botmaker {
         @Option(help: ArgumentHelp("Seconds between full comparisons (1 to 86400).", valueName: "seconds"))
         var resyncInterval: Double = 30
 
-        @Option(help: ArgumentHelp("Seconds between checks for database edits (0.01 to 60).", valueName: "seconds"))
-        var pollInterval: Double = 0.2
+        @Option(help: ArgumentHelp("Seconds between checks for database edits (0.01 to 60); each check is one PRAGMA.", valueName: "seconds"))
+        var pollInterval: Double = 0.1
 
         @Option(help: ArgumentHelp("Seconds in-flight Docker calls get to finish after SIGTERM (0 to 3600).", valueName: "seconds"))
         var shutdownGrace: Double = 15

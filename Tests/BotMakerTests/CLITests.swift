@@ -7,33 +7,33 @@ import TestSupport
     struct Env {
         let dir: TemporaryDirectory
         var db: String { dir.file("bots.db") }
-        func run(_ arguments: [String], stdin: String? = nil) throws -> ProcessOutput {
-            try runProcess([botmakerBinary] + arguments + ["--db", db, "--secrets-dir", dir.file("secrets")], stdin: stdin)
+        func run(_ arguments: [String], stdin: String? = nil) async throws -> ProcessOutput {
+            try await runProcess([botmakerBinary] + arguments + ["--db", db, "--secrets-dir", dir.file("secrets")], stdin: stdin)
         }
     }
 
-    func withEnv(_ body: (Env) throws -> Void) throws {
+    func withEnv(_ body: (Env) async throws -> Void) async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        try body(Env(dir: dir))
+        try await body(Env(dir: dir))
     }
 
-    @Test func addSetListRemove() throws {
-        try withEnv { env in
-            #expect(try env.run(["migrate"]).stdout.contains("schema 0003_work_queue"))
-            let add = try env.run(["bot", "add", "alpha", "--image", "img:1", "--env", "A=1", "--env", "TOKEN=hunter2"])
+    @Test func addSetListRemove() async throws {
+        try await withEnv { env in
+            await #expect(try env.run(["migrate"]).stdout.contains("schema 0003_work_queue"))
+            let add = try await env.run(["bot", "add", "alpha", "--image", "img:1", "--env", "A=1", "--env", "TOKEN=hunter2"])
             #expect(add.status == 0, "\(add.stderr)")
-            #expect(try env.run(["bot", "add", "beta", "--image", "img:2", "--state", "stopped", "--command", #"["sh","-c","sleep 1"]"#]).status == 0)
-            #expect(try env.run(["bot", "set", "alpha", "--image", "img:3", "--env", "B=2"]).status == 0)
-            #expect(try env.run(["bot", "restart", "alpha"]).status == 0)
+            await #expect(try env.run(["bot", "add", "beta", "--image", "img:2", "--state", "stopped", "--command", #"["sh","-c","sleep 1"]"#]).status == 0)
+            await #expect(try env.run(["bot", "set", "alpha", "--image", "img:3", "--env", "B=2"]).status == 0)
+            await #expect(try env.run(["bot", "restart", "alpha"]).status == 0)
 
-            let text = try env.run(["bot", "ls"])
+            let text = try await env.run(["bot", "ls"])
             #expect(text.status == 0)
             #expect(text.stdout.contains("alpha"))
             #expect(text.stdout.contains("img:3"))
             #expect(!text.stdout.contains("hunter2"))
 
-            let json = try env.run(["bot", "ls", "--json"])
+            let json = try await env.run(["bot", "ls", "--json"])
             let bots = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
             #expect(bots.map { $0["id"] as? String } == ["alpha", "beta"])
             #expect(bots[0]["environment_keys"] as? [String] == ["B"])
@@ -42,8 +42,8 @@ import TestSupport
             #expect(bots[1]["desired_state"] as? String == "stopped")
             #expect(bots[1]["command"] as? [String] == ["sh", "-c", "sleep 1"])
 
-            #expect(try env.run(["bot", "rm", "beta"]).status == 0)
-            #expect(try env.run(["bot", "ls", "--json"]).stdout.contains("beta") == false)
+            await #expect(try env.run(["bot", "rm", "beta"]).status == 0)
+            await #expect(try env.run(["bot", "ls", "--json"]).stdout.contains("beta") == false)
         }
     }
 
@@ -62,9 +62,9 @@ import TestSupport
         (["secrets", "set", "ok", "lower"], "secret names"),
         (["secrets", "rm", "ok", "NOPE"], "has no secret"),
     ])
-    func errorsAreOneLineAndNonZero(_ arguments: [String], _ expected: String) throws {
-        try withEnv { env in
-            let output = try env.run(arguments, stdin: "value")
+    func errorsAreOneLineAndNonZero(_ arguments: [String], _ expected: String) async throws {
+        try await withEnv { env in
+            let output = try await env.run(arguments, stdin: "value")
             #expect(output.status != 0)
             #expect(output.stderr.contains(expected), "\(output.stderr)")
             // The first line says what is wrong (ArgumentParser may add a usage line after it).
@@ -72,42 +72,42 @@ import TestSupport
         }
     }
 
-    @Test func duplicateAddIsRefused() throws {
-        try withEnv { env in
-            #expect(try env.run(["bot", "add", "a", "--image", "img"]).status == 0)
-            let again = try env.run(["bot", "add", "a", "--image", "img"])
+    @Test func duplicateAddIsRefused() async throws {
+        try await withEnv { env in
+            await #expect(try env.run(["bot", "add", "a", "--image", "img"]).status == 0)
+            let again = try await env.run(["bot", "add", "a", "--image", "img"])
             #expect(again.status != 0)
             #expect(again.stderr.contains("already exists"))
         }
     }
 
-    @Test func secretsComeFromStdinAndNeverShow() throws {
-        try withEnv { env in
+    @Test func secretsComeFromStdinAndNeverShow() async throws {
+        try await withEnv { env in
             let value = "sk-very-secret-\(uniqueSuffix())"
-            let set = try env.run(["secrets", "set", "alpha", "API_TOKEN"], stdin: value)
+            let set = try await env.run(["secrets", "set", "alpha", "API_TOKEN"], stdin: value)
             #expect(set.status == 0, "\(set.stderr)")
             #expect(!set.stdout.contains(value) && !set.stderr.contains(value))
             #expect(try String(contentsOfFile: env.dir.file("secrets/alpha/API_TOKEN"), encoding: .utf8) == value)
-            let list = try env.run(["secrets", "ls", "alpha"])
+            let list = try await env.run(["secrets", "ls", "alpha"])
             #expect(list.stdout == "API_TOKEN\n")
-            #expect(try env.run(["secrets", "rm", "alpha", "API_TOKEN"]).status == 0)
-            #expect(try env.run(["secrets", "ls", "alpha"]).stdout.isEmpty)
+            await #expect(try env.run(["secrets", "rm", "alpha", "API_TOKEN"]).status == 0)
+            await #expect(try env.run(["secrets", "ls", "alpha"]).stdout.isEmpty)
         }
     }
 
-    @Test func everyCommandHasHelp() throws {
+    @Test func everyCommandHasHelp() async throws {
         for command in [[], ["migrate"], ["bot"], ["bot", "add"], ["bot", "set"], ["bot", "rm"], ["bot", "restart"], ["bot", "ls"],
                         ["secrets"], ["secrets", "set"], ["secrets", "ls"], ["secrets", "rm"], ["reconcile"], ["status"]] {
-            let output = try runProcess([botmakerBinary] + command + ["--help"])
+            let output = try await runProcess([botmakerBinary] + command + ["--help"])
             #expect(output.status == 0, "\(command)")
             #expect(output.stdout.contains("USAGE"), "\(command)")
         }
     }
 
     /// While another process holds a write transaction for 2 s, a CLI write waits and then succeeds.
-    @Test func writesWaitForAnotherWriter() throws {
-        try withEnv { env in
-            #expect(try env.run(["migrate"]).status == 0)
+    @Test func writesWaitForAnotherWriter() async throws {
+        try await withEnv { env in
+            await #expect(try env.run(["migrate"]).status == 0)
             let script = """
                 import sqlite3, sys, time
                 c = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -122,16 +122,45 @@ import TestSupport
             holder.arguments = ["python3", "-c", script, env.db]
             let pipe = Pipe()
             holder.standardOutput = pipe
+            let exit = ProcessExit(holder)
             try holder.run()
             // Wait until the lock is taken.
             _ = pipe.fileHandleForReading.availableData
             // Started while the lock is held: without the busy timeout this fails with "database is locked".
-            let add = try env.run(["bot", "add", "waiter", "--image", "img"])
-            holder.waitUntilExit()
-            #expect(holder.terminationStatus == 0)
+            let add = try await env.run(["bot", "add", "waiter", "--image", "img"])
+            #expect(await exit.wait() == 0)
             #expect(add.status == 0, "\(add.stderr)")
-            let ids = try env.run(["bot", "ls", "--json"]).stdout
+            let ids = try await env.run(["bot", "ls", "--json"]).stdout
             #expect(ids.contains("holder") && ids.contains("waiter"))
+        }
+    }
+
+    /// Regression: `--resync-interval inf` or `1e20` trapped on a conversion; every duration option is checked.
+    @Test(arguments: [
+        ["run", "--resync-interval", "inf"], ["run", "--resync-interval", "1e20"], ["run", "--poll-interval", "nan"],
+        ["run", "--shutdown-grace", "-1"], ["run", "--backoff-base", "inf"], ["reconcile", "--backoff-cap", "1e300"],
+    ])
+    func durationOptionsAreValidated(_ arguments: [String]) async throws {
+        try await withEnv { env in
+            let output = try await env.run(arguments)
+            #expect(output.status == 64, "\(output.status) \(output.stderr)")
+            #expect(output.stderr.contains(arguments[1]), "\(output.stderr)")
+        }
+    }
+
+    /// Regression: a metrics port already in use logged a shutdown warning and exited 0, so a supervisor never restarted it.
+    @Test(.timeLimit(.minutes(1))) func aServiceThatCannotServeItsMetricsExitsNonZero() async throws {
+        try await withEnv { env in
+            #expect(try await env.run(["migrate"]).status == 0)
+            let held = try HeldPort()
+            defer { held.close() }
+            let service = try ServiceProcess(
+                arguments: ["--db", env.db, "--secrets-dir", env.dir.file("secrets"), "--metrics-addr", "127.0.0.1:\(held.port)",
+                            "--docker-host", "unix://\(env.dir.file("no-engine.sock"))"],
+                logPath: env.dir.file("run.log"))
+            let status = await service.waitForExit(timeout: 45)
+            #expect(status != nil && status != 0, "\(service.log)")
+            #expect(service.log.lowercased().contains("address already in use"), "\(service.log)")
         }
     }
 }

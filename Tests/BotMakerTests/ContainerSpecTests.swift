@@ -1,6 +1,7 @@
 import BotMaker
 import Foundation
 import Testing
+import TestSupport
 
 @Suite struct ContainerSpecTests {
     static let config = ContainerConfig(
@@ -13,9 +14,9 @@ import Testing
             #"{"command":["sh","-c","echo hi"],"environment":["A=1","B=two words","C=é/ü"],"image":"botmaker-test/busybox:latest","initProcess":true,"networkMode":"bridge","restartPolicy":"unless-stopped","secretsMount":"/srv/secrets/a:/run/secrets:ro","version":1}"#)
     }
 
-    @Test func hashIsSHA256OfTheEncoding() throws {
+    @Test func hashIsSHA256OfTheEncoding() async throws {
         let encoding = String(decoding: Self.config.spec.canonicalEncoding, as: UTF8.self)
-        let output = try TestShell.sha256(of: encoding)
+        let output = try await TestShell.sha256(of: encoding)
         #expect(Self.config.specHash == output)
         #expect(Self.config.specHash.count == 64)
     }
@@ -54,17 +55,8 @@ import Testing
 }
 
 enum TestShell {
-    static func sha256(of text: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(text.utf8))
-        try input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(String(decoding: data, as: UTF8.self).prefix(64))
+    /// SHA-256 by the system's `sha256sum`, independent of the code under test.
+    static func sha256(of text: String) async throws -> String {
+        String(try await runProcess(["sha256sum"], stdin: text).stdout.prefix(64))
     }
 }

@@ -4,8 +4,8 @@ import Testing
 import TestSupport
 
 @Suite struct SecretsTests {
-    func mode(_ path: String) throws -> String {
-        try runProcess(["stat", "-c", "%a", path]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    func mode(_ path: String) async throws -> String {
+        try await runProcess(["stat", "-c", "%a", path]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test func rootIsAlwaysAbsolute() {
@@ -17,15 +17,15 @@ import TestSupport
         #expect(SecretsManager.getSecretsRoot(option: "/a/b/../c", environment: [:]) == "/a/c")
     }
 
-    @Test func filesAre0600InA0700DirectoryAndWrittenWhole() throws {
+    @Test func filesAre0600InA0700DirectoryAndWrittenWhole() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let secrets = SecretsManager(root: dir.file("secrets"))
         try secrets.set(botId: "bot-1", name: "API_TOKEN", value: Data("first".utf8))
         try secrets.set(botId: "bot-1", name: "API_TOKEN", value: Data("second".utf8))
         let file = dir.file("secrets/bot-1/API_TOKEN")
-        #expect(try mode(dir.file("secrets/bot-1")) == "700")
-        #expect(try mode(file) == "600")
+        await #expect(try mode(dir.file("secrets/bot-1")) == "700")
+        await #expect(try mode(file) == "600")
         #expect(try String(contentsOfFile: file, encoding: .utf8) == "second")
         #expect(try secrets.list(botId: "bot-1") == ["API_TOKEN"])
         #expect(try secrets.remove(botId: "bot-1", name: "API_TOKEN"))

@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 @Suite struct StoreTests {
-    @Test func freshDatabaseGetsEveryMigrationAndReopeningAppliesNothing() throws {
+    @Test func freshDatabaseGetsEveryMigrationAndReopeningAppliesNothing() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let path = dir.file("bots.db")
@@ -13,15 +13,15 @@ import TestSupport
             let store = try Store.open(path: path)
             #expect(try store.appliedMigrations() == Store.knownMigrations)
             #expect(Store.knownMigrations == ["0001_init", "0002_recent_events", "0003_work_queue"])
-            let mode = try store.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+            let mode = try await store.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
             #expect(mode == "wal")
             try store.addBot(id: "a", changes: BotChanges(image: "img:1"))
         }
-        let before = try fileChecksum(path)
+        let before = try await fileChecksum(path)
         // Opening a current database writes nothing (regression: GRDB's WAL set-up wrote on every open).
         _ = try Store.open(path: path)
         _ = try Store.open(path: path)
-        #expect(try fileChecksum(path) == before)
+        await #expect(try fileChecksum(path) == before)
         let walSize = (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int ?? 0
         #expect(walSize == 0)
     }
@@ -59,21 +59,21 @@ import TestSupport
         #expect(try store.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM bot_recent_events") } == 1)
     }
 
-    @Test func unknownLaterMigrationIsRefusedAndFileUnchanged() throws {
+    @Test func unknownLaterMigrationIsRefusedAndFileUnchanged() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let path = dir.file("future.db")
         _ = try Store.open(path: path)
         let queue = try DatabaseQueue(path: path)
-        try queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('0099_from_the_future')") }
+        try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('0099_from_the_future')") }
         try queue.close()
-        let before = try fileChecksum(path)
+        let before = try await fileChecksum(path)
         #expect {
             _ = try Store.open(path: path)
         } throws: { error in
             "\(error)".contains("0099_from_the_future") && "\(error)".contains("newer version")
         }
-        #expect(try fileChecksum(path) == before)
+        await #expect(try fileChecksum(path) == before)
     }
 
     @Test func readOnlyOpenRefusesAMissingOrOutdatedDatabase() throws {
@@ -98,31 +98,31 @@ import TestSupport
         "INSERT INTO bots (id, image) VALUES ('ok', '   ')",
         "INSERT INTO bots (id, image, command) VALUES ('ok', 'img', '\"sh\"')",
     ])
-    func sqliteShellRefusesBadRows(_ sql: String) throws {
+    func sqliteShellRefusesBadRows(_ sql: String) async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let path = dir.file("bots.db")
         _ = try Store.open(path: path)
-        let output = try runProcess(["sqlite3", path, sql])
+        let output = try await runProcess(["sqlite3", path, sql])
         #expect(output.status != 0)
         #expect(output.stderr.contains("CHECK constraint failed"), "\(output.stderr)")
-        #expect(try runProcess(["sqlite3", path, "SELECT count(*) FROM bots"]).stdout == "0\n")
+        await #expect(try runProcess(["sqlite3", path, "SELECT count(*) FROM bots"]).stdout == "0\n")
     }
 
-    @Test func acceptedUpdateBumpsGenerationAndUpdatedAt() throws {
+    @Test func acceptedUpdateBumpsGenerationAndUpdatedAt() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let path = dir.file("bots.db")
         _ = try Store.open(path: path)
-        try runProcess(["sqlite3", path, "INSERT INTO bots (id, image, updated_at) VALUES ('a', 'img:1', '2020-01-01 00:00:00.000')"])
-        try runProcess(["sqlite3", path, "UPDATE bots SET environment = '[\"A=1\"]' WHERE id = 'a'"])
-        let after = try runProcess(["sqlite3", path, "SELECT generation, updated_at > '2020-01-01 00:00:00.000' FROM bots"]).stdout
+        try await runProcess(["sqlite3", path, "INSERT INTO bots (id, image, updated_at) VALUES ('a', 'img:1', '2020-01-01 00:00:00.000')"])
+        try await runProcess(["sqlite3", path, "UPDATE bots SET environment = '[\"A=1\"]' WHERE id = 'a'"])
+        let after = try await runProcess(["sqlite3", path, "SELECT generation, updated_at > '2020-01-01 00:00:00.000' FROM bots"]).stdout
         #expect(after == "2|1\n")
         // A no-op update of the spec does not bump the generation; a restart request does not either.
-        try runProcess(["sqlite3", path, "UPDATE bots SET environment = '[\"A=1\"]', restart_requested_at = datetime('now') WHERE id = 'a'"])
-        #expect(try runProcess(["sqlite3", path, "SELECT generation FROM bots"]).stdout == "2\n")
-        try runProcess(["sqlite3", path, "UPDATE bots SET desired_state = 'stopped' WHERE id = 'a'"])
-        #expect(try runProcess(["sqlite3", path, "SELECT generation FROM bots"]).stdout == "3\n")
+        try await runProcess(["sqlite3", path, "UPDATE bots SET environment = '[\"A=1\"]', restart_requested_at = datetime('now') WHERE id = 'a'"])
+        await #expect(try runProcess(["sqlite3", path, "SELECT generation FROM bots"]).stdout == "2\n")
+        try await runProcess(["sqlite3", path, "UPDATE bots SET desired_state = 'stopped' WHERE id = 'a'"])
+        await #expect(try runProcess(["sqlite3", path, "SELECT generation FROM bots"]).stdout == "3\n")
     }
 
     @Test func deletingABotDeletesItsStatusButKeepsItsEvents() throws {
@@ -154,16 +154,16 @@ import TestSupport
     }
 
     /// A NUL byte inside a text value is kept, not cut off (regression: `a\0../etc` was read as `a`).
-    @Test func hostileRowsKeepEveryByte() throws {
+    @Test func hostileRowsKeepEveryByte() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let path = dir.file("bots.db")
         let store = try Store.open(path: path)
         // A NUL inside the id gets past the GLOB check (SQLite stops at NUL); validation must see it.
-        try runProcess(["sqlite3", path, "INSERT INTO bots (id, image) VALUES (CAST(x'61002e2e2f657463' AS TEXT), CAST(x'780079' AS TEXT))"])
-        try runProcess(["sqlite3", path, "INSERT INTO bots (id, image, environment) VALUES ('ok', 'img', '[1, \"A\", null]')"])
-        try store.record(statuses: [BotStatus(botId: "a\u{0}../etc")], events: [])
-        let snapshot = try store.snapshot()
+        try await runProcess(["sqlite3", path, "INSERT INTO bots (id, image) VALUES (CAST(x'61002e2e2f657463' AS TEXT), CAST(x'780079' AS TEXT))"])
+        try await runProcess(["sqlite3", path, "INSERT INTO bots (id, image, environment) VALUES ('ok', 'img', '[1, \"A\", null]')"])
+        try await store.record(statuses: [BotStatus(botId: "a\u{0}../etc")], events: [])
+        let snapshot = try await store.snapshot()
         let nul = try #require(snapshot.bots.first { $0.id.utf8.contains(0) })
         #expect(nul.id == "a\u{0}../etc")
         #expect(nul.image == "x\u{0}y")

@@ -13,9 +13,9 @@ struct DaemonRestartTests {
 
     static func stopDaemon() async throws {
         let pid = try String(contentsOfFile: "/var/run/docker.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(try runProcess(["kill", pid]).status == 0)
+        #expect(try await runProcess(["kill", pid]).status == 0)
         // Wait for the process itself to exit: a new dockerd refuses to start while the old pid file exists.
-        try await eventually(timeout: 90, "engine exited") { try runProcess(["kill", "-0", pid]).status != 0 }
+        try await eventually(timeout: 90, "engine exited") { try await runProcess(["kill", "-0", pid]).status != 0 }
     }
 
     static func startDaemon() async throws {
@@ -29,7 +29,7 @@ struct DaemonRestartTests {
         starter.standardOutput = FileHandle.nullDevice
         starter.standardError = FileHandle.nullDevice
         try starter.run()
-        try await eventually(timeout: 90, "engine back") { try runProcess(["docker", "version"]).status == 0 }
+        try await eventually(timeout: 90, "engine back") { try await runProcess(["docker", "version"]).status == 0 }
     }
 
     func running(_ deployment: Deployment, _ client: DockerClient) async throws -> Int {
@@ -42,21 +42,22 @@ struct DaemonRestartTests {
         let deployment = try Deployment("daemon")
         defer { deployment.remove() }
         try await TestDocker.withClient(cleaning: deployment.tag) { client in
-            #expect(try deployment.botmaker(["migrate"]).status == 0)
+            #expect(try await deployment.botmaker(["migrate"]).status == 0)
             let service = try ServiceProcess(
                 arguments: deployment.commonArguments + ["--poll-interval", "0.1", "--resync-interval", "2", "--log-level", "debug"],
                 logPath: deployment.dir.file("run.log"))
-            try deployment.insertBots(["a", "b"])
+            try await deployment.insertBots(["a", "b"])
             try await eventually("bots running") { try await running(deployment, client) == 2 }
 
             try await Self.stopDaemon()
-            try await eventually(timeout: 60, "NETWORK_ERROR recorded") { try deployment.status("a", "last_error_code") == "NETWORK_ERROR" }
+            try await eventually(timeout: 60, "NETWORK_ERROR recorded") { try await deployment.status("a", "last_error_code") == "NETWORK_ERROR" }
             #expect(service.isRunning, "\(service.log)")
 
             try await Self.startDaemon()
             try await eventually(timeout: 90, "bots converge again") {
-                try await running(deployment, client) == 2 && deployment.status("a", "last_error_code").isEmpty
-                    && deployment.status("b", "last_error_code").isEmpty
+                let running = try await running(deployment, client)
+                let errors = try await deployment.status("a", "last_error_code") + deployment.status("b", "last_error_code")
+                return running == 2 && errors.isEmpty
             }
             #expect(service.isRunning)
             #expect(try await service.stop(timeout: 20) == 0, "\(service.log)")
@@ -69,11 +70,11 @@ struct DaemonRestartTests {
         let deployment = try Deployment("midpass")
         defer { deployment.remove() }
         try await TestDocker.withClient(cleaning: deployment.tag) { client in
-            #expect(try deployment.botmaker(["migrate"]).status == 0)
+            #expect(try await deployment.botmaker(["migrate"]).status == 0)
             let service = try ServiceProcess(
                 arguments: deployment.commonArguments + ["--poll-interval", "0.1", "--resync-interval", "2"],
                 logPath: deployment.dir.file("run.log"))
-            try deployment.insertBots((1...20).map { "m\($0)" })
+            try await deployment.insertBots((1...20).map { "m\($0)" })
             try await eventually("the pass has begun") { try await !deployment.containers(client).isEmpty }
             try await Self.stopDaemon()
             #expect(service.isRunning, "\(service.log)")
@@ -81,7 +82,7 @@ struct DaemonRestartTests {
             try await eventually(timeout: 120, "all 20 running") { try await running(deployment, client) == 20 }
             let names = try await deployment.containers(client).values.map { $0.labels["botmaker.bot-id"] ?? "" }
             #expect(Set(names).count == names.count && names.count == 20)
-            #expect(try deployment.sqlite("PRAGMA integrity_check") == "ok")
+            #expect(try await deployment.sqlite("PRAGMA integrity_check") == "ok")
             #expect(try await service.stop(timeout: 20) == 0, "\(service.log)")
         }
     }

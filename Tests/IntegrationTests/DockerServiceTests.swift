@@ -38,10 +38,10 @@ struct DockerServiceTests {
             #expect(inspect.state.status == "created")
 
             try await docker.startContainer(botId: id)
-            let read = try runProcess(["docker", "exec", "botmaker-\(id)", "cat", "/run/secrets/API_TOKEN"])
+            let read = try await runProcess(["docker", "exec", "botmaker-\(id)", "cat", "/run/secrets/API_TOKEN"])
             #expect(read.status == 0)
             #expect(read.stdout == "s3cret")
-            let write = try runProcess(["docker", "exec", "botmaker-\(id)", "sh", "-c", "echo x > /run/secrets/new"])
+            let write = try await runProcess(["docker", "exec", "botmaker-\(id)", "sh", "-c", "echo x > /run/secrets/new"])
             #expect(write.status != 0)
             #expect(write.stderr.contains("Read-only file system"))
         }
@@ -113,7 +113,7 @@ struct DockerServiceTests {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         try await TestDocker.withClient(cleaning: id) { client in
-            let foreignId = try TestDocker.runForeign(name: "botmaker-\(id)")
+            let foreignId = try await TestDocker.runForeign(name: "botmaker-\(id)")
             let docker = Self.service(client, instance: id)
             let config = try Self.config(dir, id)
             let create = await containerError { _ = try await docker.createContainer(botId: id, config: config) }
@@ -165,7 +165,7 @@ struct DockerServiceTests {
         defer { dir.remove() }
         // A socket file nobody listens on: connect() gets ECONNREFUSED.
         let path = dir.file("dead.sock")
-        let made = try runProcess(["python3", "-c", "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])", path])
+        let made = try await runProcess(["python3", "-c", "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])", path])
         #expect(made.status == 0)
         let client = DockerClient(host: DockerHost(transport: .unixSocket(path: path)), deadlines: .init(short: 2))
         do {

@@ -11,8 +11,8 @@ import TestSupport
 @Suite(.serialized, .enabled(if: TestDocker.shouldRun, "no Docker engine (set BOTMAKER_REQUIRE_DOCKER=1 to make this a failure)"))
 struct FaultTests {
     /// Docker's view through the CLI: name → (running, labels) for one deployment's instance.
-    static func dockerView(_ deployment: Deployment) throws -> [String: (running: Bool, labels: String)] {
-        let output = try runProcess(["docker", "ps", "-a", "--filter", "label=botmaker.instance=\(deployment.instance)",
+    static func dockerView(_ deployment: Deployment) async throws -> [String: (running: Bool, labels: String)] {
+        let output = try await runProcess(["docker", "ps", "-a", "--filter", "label=botmaker.instance=\(deployment.instance)",
                                      "--format", "{{.Names}}\t{{.State}}\t{{.Labels}}"])
         var view: [String: (Bool, String)] = [:]
         for line in output.stdout.split(separator: "\n") {
@@ -24,8 +24,8 @@ struct FaultTests {
     }
 
     /// Every container whose name carries the deployment's tag has our labels, and none is duplicated.
-    static func checkLabelsAndDuplicates(_ deployment: Deployment) throws {
-        let output = try runProcess(["docker", "ps", "-a", "--filter", "name=botmaker-\(deployment.tag)",
+    static func checkLabelsAndDuplicates(_ deployment: Deployment) async throws {
+        let output = try await runProcess(["docker", "ps", "-a", "--filter", "name=botmaker-\(deployment.tag)",
                                      "--format", "{{.Names}}\t{{.Label \"botmaker.managed\"}}\t{{.Label \"botmaker.bot-id\"}}\t{{.Label \"test.foreign\"}}"])
         var botIds = Set<String>()
         for line in output.stdout.split(separator: "\n") {
@@ -38,9 +38,9 @@ struct FaultTests {
     }
 
     /// The final desired state (read with sqlite3) equals Docker's state (read with the Docker CLI).
-    static func actualMatchesDesired(_ deployment: Deployment) throws -> [String] {
-        let rows = try deployment.sqlite("SELECT id || '|' || desired_state || '|' || environment FROM bots").split(separator: "\n")
-        let view = try dockerView(deployment)
+    static func actualMatchesDesired(_ deployment: Deployment) async throws -> [String] {
+        let rows = try await deployment.sqlite("SELECT id || '|' || desired_state || '|' || environment FROM bots").split(separator: "\n")
+        let view = try await dockerView(deployment)
         var problems: [String] = []
         var expected = Set<String>()
         for row in rows {
@@ -51,7 +51,7 @@ struct FaultTests {
                 expected.insert(name)
                 if view[name]?.running != true { problems.append("\(name) should run") }
                 if let env = try? JSONDecoder().decode([String].self, from: Data(parts[2].utf8)) {
-                    let actual = try runProcess(["docker", "inspect", "-f", "{{json .Config.Env}}", name]).stdout
+                    let actual = try await runProcess(["docker", "inspect", "-f", "{{json .Config.Env}}", name]).stdout
                     for entry in env where !actual.contains(entry) { problems.append("\(name) lacks an env entry") }
                 }
             case "stopped":
@@ -65,18 +65,18 @@ struct FaultTests {
         return problems
     }
 
-    static func integrityOK(_ deployment: Deployment) throws -> Bool {
-        try deployment.sqlite("PRAGMA integrity_check") == "ok"
+    static func integrityOK(_ deployment: Deployment) async throws -> Bool {
+        try await deployment.sqlite("PRAGMA integrity_check") == "ok"
     }
 
     func withDeployment(_ prefix: String, colliding: [String] = [], _ body: (Deployment, DockerClient) async throws -> Void) async throws {
         let deployment = try Deployment(prefix)
         defer { deployment.remove() }
         try await TestDocker.withClient(cleaning: deployment.tag) { client in
-            #expect(try deployment.botmaker(["migrate"]).status == 0)
-            let foreign = try ForeignContainers.make(tag: deployment.tag, count: 20 - colliding.count, colliding: colliding.map(deployment.bot))
+            #expect(try await deployment.botmaker(["migrate"]).status == 0)
+            let foreign = try await ForeignContainers.make(tag: deployment.tag, count: 20 - colliding.count, colliding: colliding.map(deployment.bot))
             try await body(deployment, client)
-            let untouched = try foreign.verify()
+            let untouched = try await foreign.verify()
             #expect(untouched.isEmpty, "\(untouched)")
         }
         await TestDocker.removeContainers(matching: "foreign-\(deployment.tag)")
@@ -88,15 +88,16 @@ struct FaultTests {
     @Test(.timeLimit(.minutes(4))) func crashMidConvergence() async throws {
         try await withDeployment("crash", colliding: ["x1", "x2"]) { deployment, _ in
             let names = (0..<30).map { String(format: "c%02d", $0) }
-            try deployment.insertBots(names)
-            var generator = SystemRandomNumberGenerator()
+            try await deployment.insertBots(names)
+            var generator = SeededGenerator.fromEnvironment()
+            print("crashMidConvergence: BOTMAKER_TEST_SEED=\(generator.seed) replays this run")
             for round in 0..<10 {
                 if round > 0 {
                     // Give every run something to do: flip states and change envs of a few bots.
                     for name in names.shuffled(using: &generator).prefix(8) {
                         let edit = ["desired_state = 'stopped'", "desired_state = 'running'", "desired_state = 'absent'",
                                     "environment = '[\"GREETING=r\(round)\"]'"].randomElement(using: &generator)!
-                        try deployment.sqlite("UPDATE bots SET \(edit) WHERE id = '\(deployment.bot(name))'")
+                        try await deployment.sqlite("UPDATE bots SET \(edit) WHERE id = '\(deployment.bot(name))'")
                     }
                 }
                 let run = Process()
@@ -104,22 +105,26 @@ struct FaultTests {
                 run.arguments = ["reconcile", "--concurrency", "4"] + deployment.commonArguments
                 run.standardOutput = FileHandle.nullDevice
                 run.standardError = FileHandle.nullDevice
+                let exit = ProcessExit(run)
                 try run.run()
+                // The kill moment is the fault injected, not a synchronisation.
                 try await Task.sleep(for: .milliseconds(Int.random(in: 50...1500, using: &generator)))
                 kill(run.processIdentifier, SIGKILL)
-                run.waitUntilExit()
-                #expect(try Self.integrityOK(deployment))
-                try Self.checkLabelsAndDuplicates(deployment)
+                await exit.wait()
+                await #expect(try Self.integrityOK(deployment))
+                try await Self.checkLabelsAndDuplicates(deployment)
             }
             // The next (unkilled) runs converge.
-            var output = try deployment.botmaker(["reconcile"])
-            for _ in 0..<3 where !output.stdout.contains("No changes") { output = try deployment.botmaker(["reconcile"]) }
+            var output = try await deployment.botmaker(["reconcile"])
+            for _ in 0..<3 where !output.stdout.contains("No changes") { output = try await deployment.botmaker(["reconcile"]) }
             #expect(output.stdout.contains("No changes"), "\(output.stdout)")
-            let mismatches = try Self.actualMatchesDesired(deployment)
+            let mismatches = try await Self.actualMatchesDesired(deployment)
             #expect(mismatches.isEmpty, "\(mismatches)")
-            try Self.checkLabelsAndDuplicates(deployment)
-            #expect(try Self.integrityOK(deployment))
-            #expect(try deployment.status("x1", "last_error_code") == "ALREADY_EXISTS" || deployment.sqlite("SELECT count(*) FROM bots WHERE id = '\(deployment.bot("x1"))'") == "0")
+            try await Self.checkLabelsAndDuplicates(deployment)
+            await #expect(try Self.integrityOK(deployment))
+            let collided = try await deployment.status("x1", "last_error_code") == "ALREADY_EXISTS"
+            let rowGone = try await deployment.sqlite("SELECT count(*) FROM bots WHERE id = '\(deployment.bot("x1"))'") == "0"
+            #expect(collided || rowGone)
         }
     }
 
@@ -128,9 +133,13 @@ struct FaultTests {
     /// and everything converges once the lock is released.
     @Test(.timeLimit(.minutes(3))) func databaseLockedForTwentySeconds() async throws {
         try await withDeployment("locked") { deployment, _ in
-            try deployment.insertBots(["a", "b"])
+            try await deployment.insertBots(["a", "b"])
             let service = try ServiceProcess(arguments: deployment.commonArguments + ["--poll-interval", "0.1"], logPath: deployment.dir.file("run.log"))
-            try await eventually("converged before the lock") { try Self.actualMatchesDesired(deployment).isEmpty && Self.dockerView(deployment).count == 2 }
+            try await eventually("converged before the lock") {
+                let matches = try await Self.actualMatchesDesired(deployment).isEmpty
+                let two = try await Self.dockerView(deployment).count == 2
+                return matches && two
+            }
 
             let holder = Process()
             holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -148,17 +157,19 @@ struct FaultTests {
             try holder.run()
             _ = pipe.fileHandleForReading.availableData
             // While locked: Docker changes are still repaired, and a CLI edit waits for the lock.
-            #expect(try runProcess(["docker", "rm", "-f", "botmaker-\(deployment.bot("a"))"]).status == 0)
-            let edit = try deployment.botmaker(["bot", "add", deployment.bot("fromcli"), "--image", TestDocker.image])
+            #expect(try await runProcess(["docker", "rm", "-f", "botmaker-\(deployment.bot("a"))"]).status == 0)
+            let edit = try await deployment.botmaker(["bot", "add", deployment.bot("fromcli"), "--image", TestDocker.image])
             #expect(edit.status == 0, "\(edit.stderr)")
             holder.waitUntilExit()
             #expect(holder.terminationStatus == 0)
             try await eventually(timeout: 60, "converged after the lock") {
-                try Self.dockerView(deployment).count == 4 && Self.actualMatchesDesired(deployment).isEmpty
+                let four = try await Self.dockerView(deployment).count == 4
+                let matches = try await Self.actualMatchesDesired(deployment).isEmpty
+                return four && matches
             }
             #expect(service.isRunning, "\(service.log)")
             #expect(try await service.stop() == 0)
-            #expect(try Self.integrityOK(deployment))
+            await #expect(try Self.integrityOK(deployment))
         }
     }
 
@@ -167,7 +178,7 @@ struct FaultTests {
     @Test(.timeLimit(.minutes(4))) func fiveHundredConcurrentEdits() async throws {
         try await withDeployment("edits", colliding: ["e03"]) { deployment, _ in
             let service = try ServiceProcess(arguments: deployment.commonArguments + ["--poll-interval", "0.05"], logPath: deployment.dir.file("run.log"))
-            let edits = try runProcess(["python3", "-c", """
+            let edits = try await runProcess(["python3", "-c", """
                 import json, random, sqlite3, sys, time
                 db, tag, image = sys.argv[1], sys.argv[2], sys.argv[3]
                 random.seed(7)
@@ -201,9 +212,9 @@ struct FaultTests {
             let counts = edits.stdout.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             #expect(counts.count == 2 && counts[1] > 0, "some edits must have been refused by the CHECKs: \(edits.stdout)")
             try await eventually(timeout: 90, "Docker equals the final desired state") {
-                try Self.actualMatchesDesired(deployment).isEmpty
+                try await Self.actualMatchesDesired(deployment).isEmpty
             }
-            try Self.checkLabelsAndDuplicates(deployment)
+            try await Self.checkLabelsAndDuplicates(deployment)
             #expect(service.isRunning)
             #expect(try await service.stop() == 0)
         }
@@ -215,9 +226,9 @@ struct FaultTests {
     /// value reaches the logs.
     @Test(.timeLimit(.minutes(4))) func thousandHostileRows() async throws {
         try await withDeployment("hostile") { deployment, _ in
-            try deployment.insertBots(["ok1", "ok2", "ok3"])
+            try await deployment.insertBots(["ok1", "ok2", "ok3"])
             let secret = "SECRETVALUE\(uniqueSuffix())"
-            let generated = try runProcess(["python3", "-c", """
+            let generated = try await runProcess(["python3", "-c", """
                 import json, random, sqlite3, sys
                 db, tag, secret = sys.argv[1], sys.argv[2], sys.argv[3]
                 random.seed(11)
@@ -262,7 +273,7 @@ struct FaultTests {
             let counts = generated.stdout.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             #expect(counts.count == 2 && counts[0] + counts[1] == 1001 && counts[0] > 200 && counts[1] > 0, "\(generated.stdout)")
 
-            let output = try deployment.botmaker(["reconcile", "--log-level", "debug"])
+            let output = try await deployment.botmaker(["reconcile", "--log-level", "debug"])
             #expect(output.status == 0, "\(output.stderr.suffix(2000))")
             #expect(!output.stdout.contains(secret) && !output.stderr.contains(secret), "an env value reached the output")
             let service = try ServiceProcess(arguments: deployment.commonArguments + ["--log-level", "trace", "--resync-interval", "1"],
@@ -273,16 +284,16 @@ struct FaultTests {
             #expect(!service.log.contains(secret), "an env value reached the service log")
 
             // Every accepted hostile row is INVALID_SPEC with a message; the valid ones run.
-            let unexplained = try deployment.sqlite("""
+            let unexplained = try await deployment.sqlite("""
                 SELECT count(*) FROM bots b LEFT JOIN bot_status s ON s.bot_id = b.id
                 WHERE b.id NOT IN ('\(deployment.bot("ok1"))', '\(deployment.bot("ok2"))', '\(deployment.bot("ok3"))')
                 AND (s.last_error_code IS NOT 'INVALID_SPEC' OR length(s.last_error_message) = 0)
                 """)
             #expect(unexplained == "0")
-            #expect(try deployment.sqlite("SELECT count(*) FROM bot_status WHERE last_error_message LIKE '%\(secret)%'") == "0")
-            for name in ["ok1", "ok2", "ok3"] { #expect(try deployment.status(name, "actual_state") == "running") }
-            #expect(try Self.dockerView(deployment).count == 3)
-            #expect(try Self.integrityOK(deployment))
+            #expect(try await deployment.sqlite("SELECT count(*) FROM bot_status WHERE last_error_message LIKE '%\(secret)%'") == "0")
+            for name in ["ok1", "ok2", "ok3"] { #expect(try await deployment.status(name, "actual_state") == "running") }
+            await #expect(try Self.dockerView(deployment).count == 3)
+            await #expect(try Self.integrityOK(deployment))
         }
     }
 }

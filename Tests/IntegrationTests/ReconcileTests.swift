@@ -12,7 +12,7 @@ struct ReconcileTests {
         let deployment = try Deployment(prefix)
         defer { deployment.remove() }
         try await TestDocker.withClient(cleaning: deployment.tag) { client in
-            #expect(try deployment.botmaker(["migrate"]).status == 0)
+            #expect(try await deployment.botmaker(["migrate"]).status == 0)
             try await body(deployment, client)
         }
     }
@@ -36,10 +36,10 @@ struct ReconcileTests {
     @Test(.timeLimit(.minutes(3))) func twentyBotsFromEmptyThenANoOpPass() async throws {
         try await withDeployment("twenty") { deployment, client in
             let names = (1...20).map { String(format: "b%02d", $0) }
-            try deployment.insertBots(names, env: #"["GREETING=hello","TOKEN_HINT=masked"]"#)
-            #expect(try deployment.botmaker(["secrets", "set", deployment.bot("b01"), "API_TOKEN"], stdin: "tok").status == 0)
+            try await deployment.insertBots(names, env: #"["GREETING=hello","TOKEN_HINT=masked"]"#)
+            #expect(try await deployment.botmaker(["secrets", "set", deployment.bot("b01"), "API_TOKEN"], stdin: "tok").status == 0)
 
-            let first = try deployment.botmaker(["reconcile"])
+            let first = try await deployment.botmaker(["reconcile"])
             #expect(first.status == 0, "\(first.stdout)\n\(first.stderr)")
             #expect(first.stdout.contains("Plan: 20 to create"))
             #expect(first.stdout.contains("Applied: 20 succeeded, 0 failed."))
@@ -56,31 +56,31 @@ struct ReconcileTests {
                 #expect(inspect.config.env.contains("GREETING=hello"))
                 #expect(inspect.hostConfig.binds == ["\(deployment.secretsDir)/\(deployment.bot(name)):/run/secrets:ro"])
             }
-            #expect(try runProcess(["docker", "exec", "botmaker-\(deployment.bot("b01"))", "cat", "/run/secrets/API_TOKEN"]).stdout == "tok")
-            #expect(try deployment.sqlite("SELECT count(*) FROM bot_status WHERE actual_state = 'running' AND last_error_code IS NULL") == "20")
+            #expect(try await runProcess(["docker", "exec", "botmaker-\(deployment.bot("b01"))", "cat", "/run/secrets/API_TOKEN"]).stdout == "tok")
+            #expect(try await deployment.sqlite("SELECT count(*) FROM bot_status WHERE actual_state = 'running' AND last_error_code IS NULL") == "20")
 
             // The second pass changes nothing: same database bytes, no Docker events.
-            let before = try fileChecksum(deployment.db)
+            let before = try await fileChecksum(deployment.db)
             var second = ProcessOutput(status: -1, stdout: "", stderr: "")
             let seen = try await events(of: deployment, client: client) {
-                second = try deployment.botmaker(["reconcile", "--detailed-exitcode"])
+                second = try await deployment.botmaker(["reconcile", "--detailed-exitcode"])
             }
             #expect(second.status == 0, "\(second.stdout)\n\(second.stderr)")
             #expect(second.stdout.contains("No changes. Containers match the desired state."))
-            #expect(try fileChecksum(deployment.db) == before)
+            #expect(try await fileChecksum(deployment.db) == before)
             #expect(seen.isEmpty, "\(seen)")
-            #expect(try deployment.botmaker(["reconcile", "--dry-run", "--detailed-exitcode"]).status == 0)
+            #expect(try await deployment.botmaker(["reconcile", "--dry-run", "--detailed-exitcode"]).status == 0)
         }
     }
 
     @Test(.timeLimit(.minutes(3))) func eachKindOfChangeTouchesOnlyItsBot() async throws {
         try await withDeployment("changes") { deployment, client in
-            try deployment.insertBots(["a", "b", "c", "d"])
-            #expect(try deployment.botmaker(["reconcile"]).status == 0)
+            try await deployment.insertBots(["a", "b", "c", "d"])
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
             let ids = try await deployment.containers(client).mapValues(\.id)
 
-            try deployment.sqlite("UPDATE bots SET environment = '[\"GREETING=bye\"]' WHERE id = '\(deployment.bot("a"))'")
-            let recreate = try deployment.botmaker(["reconcile"])
+            try await deployment.sqlite("UPDATE bots SET environment = '[\"GREETING=bye\"]' WHERE id = '\(deployment.bot("a"))'")
+            let recreate = try await deployment.botmaker(["reconcile"])
             #expect(recreate.stdout.contains("-/+ botmaker-\(deployment.bot("a"))"), "\(recreate.stdout)")
             #expect(recreate.stdout.contains("spec changed: environment"))
             var now = try await deployment.containers(client)
@@ -89,10 +89,10 @@ struct ReconcileTests {
             let env = try await client.inspectContainer("botmaker-\(deployment.bot("a"))").config.env
             #expect(env.contains("GREETING=bye"))
 
-            try deployment.sqlite("UPDATE bots SET desired_state = 'stopped' WHERE id = '\(deployment.bot("b"))'")
-            try deployment.sqlite("UPDATE bots SET desired_state = 'absent' WHERE id = '\(deployment.bot("c"))'")
-            try deployment.sqlite("DELETE FROM bots WHERE id = '\(deployment.bot("d"))'")
-            let mixed = try deployment.botmaker(["reconcile"])
+            try await deployment.sqlite("UPDATE bots SET desired_state = 'stopped' WHERE id = '\(deployment.bot("b"))'")
+            try await deployment.sqlite("UPDATE bots SET desired_state = 'absent' WHERE id = '\(deployment.bot("c"))'")
+            try await deployment.sqlite("DELETE FROM bots WHERE id = '\(deployment.bot("d"))'")
+            let mixed = try await deployment.botmaker(["reconcile"])
             #expect(mixed.status == 0, "\(mixed.stdout)")
             #expect(mixed.stdout.contains("orphan: no row in bots"))
             now = try await deployment.containers(client)
@@ -100,113 +100,112 @@ struct ReconcileTests {
             #expect(now["botmaker-\(deployment.bot("c"))"] == nil)
             #expect(now["botmaker-\(deployment.bot("d"))"] == nil)
             #expect(now["botmaker-\(deployment.bot("a"))"]?.state == "running")
-            #expect(try deployment.status("c", "actual_state") == "absent")
+            #expect(try await deployment.status("c", "actual_state") == "absent")
 
-            #expect(try runProcess(["docker", "stop", "botmaker-\(deployment.bot("a"))"]).status == 0)
-            let restart = try deployment.botmaker(["reconcile"])
+            #expect(try await runProcess(["docker", "stop", "botmaker-\(deployment.bot("a"))"]).status == 0)
+            let restart = try await deployment.botmaker(["reconcile"])
             #expect(restart.stdout.contains("~   botmaker-\(deployment.bot("a"))"), "\(restart.stdout)")
             #expect(try await deployment.containers(client)["botmaker-\(deployment.bot("a"))"]?.state == "running")
-            #expect(try deployment.botmaker(["reconcile"]).stdout.contains("No changes"))
+            #expect(try await deployment.botmaker(["reconcile"]).stdout.contains("No changes"))
         }
     }
 
     @Test(.timeLimit(.minutes(2))) func foreignContainerWithOurNameIsReportedNotTouched() async throws {
         try await withDeployment("collide") { deployment, client in
-            let foreignId = try TestDocker.runForeign(name: "botmaker-\(deployment.bot("x"))")
-            try deployment.insertBots(["x", "y"])
-            let output = try deployment.botmaker(["reconcile"])
+            let foreignId = try await TestDocker.runForeign(name: "botmaker-\(deployment.bot("x"))")
+            try await deployment.insertBots(["x", "y"])
+            let output = try await deployment.botmaker(["reconcile"])
             #expect(output.status == 0, "\(output.stdout)\n\(output.stderr)")
             #expect(output.stdout.contains("! "))
-            #expect(try deployment.status("x", "last_error_code") == "ALREADY_EXISTS")
-            #expect(try deployment.status("y", "actual_state") == "running")
+            #expect(try await deployment.status("x", "last_error_code") == "ALREADY_EXISTS")
+            #expect(try await deployment.status("y", "actual_state") == "running")
             let foreign = try await client.inspectContainer(foreignId)
             #expect(foreign.state.running)
             #expect(foreign.config.labels["botmaker.managed"] == nil)
             // Reported once, not re-written on every pass.
-            let before = try fileChecksum(deployment.db)
-            #expect(try deployment.botmaker(["reconcile"]).status == 0)
-            #expect(try fileChecksum(deployment.db) == before)
+            let before = try await fileChecksum(deployment.db)
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+            #expect(try await fileChecksum(deployment.db) == before)
         }
     }
 
     @Test(.timeLimit(.minutes(3))) func missingImageBacksOffThenConvergesWhenTheImageAppears() async throws {
         try await withDeployment("noimage") { deployment, client in
             let missing = "botmaker-test/missing-\(deployment.tag):1"
-            try deployment.insertBots(["ok1", "ok2"])
-            try deployment.sqlite("INSERT INTO bots (id, image) VALUES ('\(deployment.bot("ghost"))', '\(missing)')")
-            let first = try deployment.botmaker(["reconcile", "--backoff-base", "1", "--backoff-cap", "2"])
+            try await deployment.insertBots(["ok1", "ok2"])
+            try await deployment.sqlite("INSERT INTO bots (id, image) VALUES ('\(deployment.bot("ghost"))', '\(missing)')")
+            let first = try await deployment.botmaker(["reconcile", "--backoff-base", "1", "--backoff-cap", "2"])
             #expect(first.status == 1, "a failed action makes the pass exit 1")
-            #expect(try deployment.status("ghost", "last_error_code") == "NOT_FOUND")
-            #expect(try deployment.status("ghost", "last_error_message").contains("No such image"))
-            #expect(try deployment.status("ghost", "failure_count") == "1")
-            #expect(try !deployment.status("ghost", "next_attempt_at").isEmpty)
-            #expect(try deployment.status("ok1", "actual_state") == "running")
-            #expect(try deployment.status("ok2", "actual_state") == "running")
-            #expect(try deployment.sqlite("SELECT count(*) FROM bot_events WHERE bot_id = '\(deployment.bot("ghost"))' AND result = 'error'") == "1")
+            #expect(try await deployment.status("ghost", "last_error_code") == "NOT_FOUND")
+            #expect(try await deployment.status("ghost", "last_error_message").contains("No such image"))
+            #expect(try await deployment.status("ghost", "failure_count") == "1")
+            #expect(try await !deployment.status("ghost", "next_attempt_at").isEmpty)
+            #expect(try await deployment.status("ok1", "actual_state") == "running")
+            #expect(try await deployment.status("ok2", "actual_state") == "running")
+            #expect(try await deployment.sqlite("SELECT count(*) FROM bot_events WHERE bot_id = '\(deployment.bot("ghost"))' AND result = 'error'") == "1")
 
-            #expect(try runProcess(["docker", "tag", TestDocker.image, missing]).status == 0)
-            defer { _ = try? runProcess(["docker", "rmi", missing]) }
+            #expect(try await runProcess(["docker", "tag", TestDocker.image, missing]).status == 0)
             // Retried only once the backoff has passed; poll until it converges.
             let deadline = Date().addingTimeInterval(30)
             var converged = false
             while Date() < deadline && !converged {
-                _ = try deployment.botmaker(["reconcile", "--backoff-base", "1", "--backoff-cap", "2"])
-                converged = try deployment.status("ghost", "actual_state") == "running"
+                _ = try await deployment.botmaker(["reconcile", "--backoff-base", "1", "--backoff-cap", "2"])
+                converged = try await deployment.status("ghost", "actual_state") == "running"
                 if !converged { try await Task.sleep(for: .milliseconds(300)) }
             }
             #expect(converged)
-            #expect(try deployment.status("ghost", "last_error_code").isEmpty)
-            #expect(try deployment.status("ghost", "failure_count") == "0")
-            #expect(try deployment.status("ghost", "next_attempt_at").isEmpty)
+            #expect(try await deployment.status("ghost", "last_error_code").isEmpty)
+            #expect(try await deployment.status("ghost", "failure_count") == "0")
+            #expect(try await deployment.status("ghost", "next_attempt_at").isEmpty)
         }
     }
 
     @Test(.timeLimit(.minutes(2))) func backoffMakesTheNextPassWaitInsteadOfCallingDocker() async throws {
         try await withDeployment("wait") { deployment, _ in
-            try deployment.sqlite("INSERT INTO bots (id, image) VALUES ('\(deployment.bot("ghost"))', 'botmaker-test/missing-\(deployment.tag):1')")
-            #expect(try deployment.botmaker(["reconcile", "--backoff-base", "60"]).status == 1)
-            let waiting = try deployment.botmaker(["reconcile", "--dry-run"])
+            try await deployment.sqlite("INSERT INTO bots (id, image) VALUES ('\(deployment.bot("ghost"))', 'botmaker-test/missing-\(deployment.tag):1')")
+            #expect(try await deployment.botmaker(["reconcile", "--backoff-base", "60"]).status == 1)
+            let waiting = try await deployment.botmaker(["reconcile", "--dry-run"])
             #expect(waiting.stdout.contains("…   botmaker-\(deployment.bot("ghost"))"), "\(waiting.stdout)")
             #expect(waiting.stdout.contains("1 waiting"))
             // Fixing the row (a new generation) retries at once.
-            try deployment.sqlite("UPDATE bots SET image = '\(TestDocker.image)' WHERE id = '\(deployment.bot("ghost"))'")
-            #expect(try deployment.botmaker(["reconcile"]).status == 0)
-            #expect(try deployment.status("ghost", "actual_state") == "running")
+            try await deployment.sqlite("UPDATE bots SET image = '\(TestDocker.image)' WHERE id = '\(deployment.bot("ghost"))'")
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+            #expect(try await deployment.status("ghost", "actual_state") == "running")
         }
     }
 
     @Test(.timeLimit(.minutes(2))) func invalidRowIsRecordedAndOthersConverge() async throws {
         try await withDeployment("invalid") { deployment, _ in
-            try deployment.insertBots(["good"])
-            try deployment.sqlite("INSERT INTO bots (id, image, environment) VALUES ('\(deployment.bot("bad"))', '\(TestDocker.image)', '[\"FOO\"]')")
-            let output = try deployment.botmaker(["reconcile"])
+            try await deployment.insertBots(["good"])
+            try await deployment.sqlite("INSERT INTO bots (id, image, environment) VALUES ('\(deployment.bot("bad"))', '\(TestDocker.image)', '[\"FOO\"]')")
+            let output = try await deployment.botmaker(["reconcile"])
             #expect(output.status == 0, "\(output.stdout)\n\(output.stderr)")
             #expect(output.stdout.contains("!   botmaker-\(deployment.bot("bad"))"))
-            #expect(try deployment.status("bad", "last_error_code") == "INVALID_SPEC")
-            #expect(try deployment.status("bad", "last_error_message") == "environment: [0] must be KEY=VALUE (no '=' found)")
-            #expect(try deployment.status("good", "actual_state") == "running")
+            #expect(try await deployment.status("bad", "last_error_code") == "INVALID_SPEC")
+            #expect(try await deployment.status("bad", "last_error_message") == "environment: [0] must be KEY=VALUE (no '=' found)")
+            #expect(try await deployment.status("good", "actual_state") == "running")
         }
     }
 
     @Test(.timeLimit(.minutes(2))) func dryRunChangesNothingAndReportsPendingChanges() async throws {
         try await withDeployment("dry") { deployment, client in
-            try deployment.insertBots(["a", "b"])
-            let before = try fileChecksum(deployment.db)
+            try await deployment.insertBots(["a", "b"])
+            let before = try await fileChecksum(deployment.db)
             var dry = ProcessOutput(status: -1, stdout: "", stderr: "")
             let seen = try await events(of: deployment, client: client) {
-                dry = try deployment.botmaker(["reconcile", "--dry-run", "--detailed-exitcode"])
+                dry = try await deployment.botmaker(["reconcile", "--dry-run", "--detailed-exitcode"])
             }
             #expect(dry.status == 2, "\(dry.stdout)\n\(dry.stderr)")
             #expect(dry.stdout.contains("+   botmaker-\(deployment.bot("a"))"))
             #expect(dry.stdout.contains("env: GREETING=***"))
             #expect(!dry.stdout.contains("hello"))
             #expect(seen.isEmpty, "\(seen)")
-            #expect(try fileChecksum(deployment.db) == before)
+            #expect(try await fileChecksum(deployment.db) == before)
             let walSize = (try? FileManager.default.attributesOfItem(atPath: deployment.db + "-wal"))?[.size] as? Int ?? 0
             #expect(walSize == 0)
             #expect(try await deployment.containers(client).isEmpty)
 
-            let json = try deployment.botmaker(["reconcile", "--dry-run", "--json"])
+            let json = try await deployment.botmaker(["reconcile", "--dry-run", "--json"])
             let document = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
             #expect(document["format_version"] as? Int == 1)
             #expect(document["mode"] as? String == "plan")
@@ -216,15 +215,15 @@ struct ReconcileTests {
             #expect(actions.first?["environment_keys"] as? [String] == ["GREETING"])
             #expect(!json.stdout.contains("hello"))
 
-            #expect(try deployment.botmaker(["reconcile"]).status == 0)
-            #expect(try deployment.botmaker(["reconcile", "--dry-run", "--detailed-exitcode"]).status == 0)
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+            #expect(try await deployment.botmaker(["reconcile", "--dry-run", "--detailed-exitcode"]).status == 0)
         }
     }
 
     @Test(.timeLimit(.minutes(2))) func convergedPassMakesOneListCallAndNoWrites() async throws {
         try await withDeployment("quiet") { deployment, _ in
-            try deployment.insertBots(["a", "b", "c"])
-            #expect(try deployment.botmaker(["reconcile"]).status == 0)
+            try await deployment.insertBots(["a", "b", "c"])
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
             let counter = RequestCounter()
             try await DockerClient.withClient(host: try DockerHost.fromEnvironment(), observer: counter.observer) { client in
                 let store = try Store.open(path: deployment.db)
@@ -246,11 +245,11 @@ struct ReconcileTests {
 
     @Test(.timeLimit(.minutes(2))) func legacyContainerIsAdoptedOnlyWhenItMatches() async throws {
         try await withDeployment("legacy") { deployment, client in
-            try deployment.insertBots(["same", "diff"])
+            try await deployment.insertBots(["same", "diff"])
             for (name, env) in [("same", "GREETING=hello"), ("diff", "GREETING=other")] {
                 let id = deployment.bot(name)
                 try FileManager.default.createDirectory(atPath: "\(deployment.secretsDir)/\(id)", withIntermediateDirectories: true)
-                let made = try runProcess([
+                let made = try await runProcess([
                     "docker", "create", "--name", "botmaker-\(id)", "--label", "botmaker.managed=true", "--label", "botmaker.bot-id=\(id)",
                     "--label", "botmaker.instance=\(deployment.instance)", "-e", env, "-v", "\(deployment.secretsDir)/\(id):/run/secrets:ro",
                     TestDocker.image,
@@ -258,32 +257,32 @@ struct ReconcileTests {
                 #expect(made.status == 0, "\(made.stderr)")
             }
             let before = try await deployment.containers(client).mapValues(\.id)
-            let output = try deployment.botmaker(["reconcile"])
+            let output = try await deployment.botmaker(["reconcile"])
             #expect(output.status == 0, "\(output.stdout)")
             #expect(output.stdout.contains("~   botmaker-\(deployment.bot("same"))"))
             #expect(output.stdout.contains("-/+ botmaker-\(deployment.bot("diff"))"))
             let after = try await deployment.containers(client)
             #expect(after["botmaker-\(deployment.bot("same"))"]?.id == before["botmaker-\(deployment.bot("same"))"])
             #expect(after["botmaker-\(deployment.bot("diff"))"]?.id != before["botmaker-\(deployment.bot("diff"))"])
-            #expect(try deployment.botmaker(["reconcile"]).stdout.contains("No changes"))
-            #expect(try deployment.status("same", "spec_hash").count == 64)
+            #expect(try await deployment.botmaker(["reconcile"]).stdout.contains("No changes"))
+            #expect(try await deployment.status("same", "spec_hash").count == 64)
         }
     }
 
     @Test(.timeLimit(.minutes(2))) func crashLoopIsReportedNotFought() async throws {
         try await withDeployment("crash") { deployment, client in
-            try deployment.sqlite("INSERT INTO bots (id, image, command) VALUES ('\(deployment.bot("loop"))', '\(TestDocker.image)', '[\"sh\",\"-c\",\"exit 3\"]')")
-            _ = try deployment.botmaker(["reconcile"])
+            try await deployment.sqlite("INSERT INTO bots (id, image, command) VALUES ('\(deployment.bot("loop"))', '\(TestDocker.image)', '[\"sh\",\"-c\",\"exit 3\"]')")
+            _ = try await deployment.botmaker(["reconcile"])
             let containerId = try #require(try await deployment.containers(client)["botmaker-\(deployment.bot("loop"))"]?.id)
             let deadline = Date().addingTimeInterval(40)
             var code = ""
             while Date() < deadline && code != "CRASH_LOOP" {
                 try await Task.sleep(for: .milliseconds(500))
-                _ = try deployment.botmaker(["reconcile"])
-                code = try deployment.status("loop", "last_error_code")
+                _ = try await deployment.botmaker(["reconcile"])
+                code = try await deployment.status("loop", "last_error_code")
             }
             #expect(code == "CRASH_LOOP")
-            #expect(try deployment.status("loop", "last_error_message").contains("last exit code 3"))
+            #expect(try await deployment.status("loop", "last_error_message").contains("last exit code 3"))
             // Not fought: still the same container.
             #expect(try await deployment.containers(client)["botmaker-\(deployment.bot("loop"))"]?.id == containerId)
         }
@@ -291,22 +290,22 @@ struct ReconcileTests {
 
     @Test(.timeLimit(.minutes(2))) func restartRequestRestartsOnce() async throws {
         try await withDeployment("restart") { deployment, client in
-            try deployment.insertBots(["r"])
-            #expect(try deployment.botmaker(["reconcile"]).status == 0)
+            try await deployment.insertBots(["r"])
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
             let name = "botmaker-\(deployment.bot("r"))"
             let started = try await client.inspectContainer(name).state.startedAt
-            #expect(try deployment.botmaker(["bot", "restart", deployment.bot("r")]).status == 0)
-            let output = try deployment.botmaker(["reconcile"])
+            #expect(try await deployment.botmaker(["bot", "restart", deployment.bot("r")]).status == 0)
+            let output = try await deployment.botmaker(["reconcile"])
             #expect(output.stdout.contains("restart: restart requested at"), "\(output.stdout)")
             #expect(try await client.inspectContainer(name).state.startedAt != started)
-            #expect(try deployment.botmaker(["reconcile"]).stdout.contains("No changes"))
+            #expect(try await deployment.botmaker(["reconcile"]).stdout.contains("No changes"))
         }
     }
 
     @Test(.timeLimit(.minutes(2))) func specHashIsStableAcrossProcesses() async throws {
         try await withDeployment("stable") { deployment, client in
-            try deployment.insertBots(["s"], env: #"["B=2","A=1","U=ünï ☃"]"#)
-            #expect(try deployment.botmaker(["reconcile"]).status == 0)
+            try await deployment.insertBots(["s"], env: #"["B=2","A=1","U=ünï ☃"]"#)
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
             let label = try await client.inspectContainer("botmaker-\(deployment.bot("s"))").config.labels["botmaker.spec-hash"]
             let bots = try await Store.open(path: deployment.db, options: .init(readOnly: true)).snapshot().bots
             guard case .valid(let bot) = BotValidation.validate(bots[0], secretsRoot: SecretsManager(root: deployment.secretsDir).root) else {
@@ -315,7 +314,7 @@ struct ReconcileTests {
             }
             // Computed by the CLI process that created the container, and here in the test process.
             #expect(label == bot.config.specHash)
-            for _ in 0..<3 { #expect(try deployment.botmaker(["reconcile", "--dry-run", "--detailed-exitcode"]).status == 0) }
+            for _ in 0..<3 { #expect(try await deployment.botmaker(["reconcile", "--dry-run", "--detailed-exitcode"]).status == 0) }
         }
     }
 }

@@ -11,7 +11,7 @@ struct ServiceTests {
         let deployment = try Deployment(prefix)
         defer { deployment.remove() }
         try await TestDocker.withClient(cleaning: deployment.tag) { client in
-            #expect(try deployment.botmaker(["migrate"]).status == 0)
+            #expect(try await deployment.botmaker(["migrate"]).status == 0)
             let service = try ServiceProcess(
                 arguments: deployment.commonArguments + ["--poll-interval", "0.1", "--metrics-addr", "127.0.0.1:0", "--log-level", "debug"] + extra,
                 logPath: deployment.dir.file("run.log"))
@@ -33,56 +33,58 @@ struct ServiceTests {
     @Test(.timeLimit(.minutes(3))) func convergesOnDatabaseEditsAndDockerEvents() async throws {
         try await withService("svc") { deployment, service, client in
             let port = try await service.metricsPort()
-            #expect(try httpGet(port: port, path: "/healthz").status == 200)
-            #expect(try httpGet(port: port, path: "/readyz").status == 200)
+            #expect(try await httpGet(port: port, path: "/healthz").status == 200)
+            #expect(try await httpGet(port: port, path: "/readyz").status == 200)
 
             // sqlite3 insert → running
-            try deployment.insertBots(["a"])
+            try await deployment.insertBots(["a"])
             try await eventually("bot a running") { try await state(deployment, client, "a")?.state == "running" }
             let firstId = try #require(try await state(deployment, client, "a")?.id)
 
             // docker rm -f → recreated
-            #expect(try runProcess(["docker", "rm", "-f", "botmaker-\(deployment.bot("a"))"]).status == 0)
+            #expect(try await runProcess(["docker", "rm", "-f", "botmaker-\(deployment.bot("a"))"]).status == 0)
             try await eventually("bot a recreated") {
                 let now = try await state(deployment, client, "a")
                 return now?.state == "running" && now?.id != firstId
             }
 
             // docker stop → started again
-            #expect(try runProcess(["docker", "stop", "botmaker-\(deployment.bot("a"))"]).status == 0)
+            #expect(try await runProcess(["docker", "stop", "botmaker-\(deployment.bot("a"))"]).status == 0)
             try await eventually("bot a restarted") { try await state(deployment, client, "a")?.state == "running" }
 
             // An unmanaged container with a bot's name is reported, never touched.
-            let foreignId = try TestDocker.runForeign(name: "botmaker-\(deployment.bot("f"))")
-            try deployment.insertBots(["f"])
-            try await eventually("collision recorded") { try deployment.status("f", "last_error_code") == "ALREADY_EXISTS" }
+            let foreignId = try await TestDocker.runForeign(name: "botmaker-\(deployment.bot("f"))")
+            try await deployment.insertBots(["f"])
+            try await eventually("collision recorded") { try await deployment.status("f", "last_error_code") == "ALREADY_EXISTS" }
             #expect(try await client.inspectContainer(foreignId).state.running)
 
             // Metrics: well-formed Prometheus text whose pass counter moves.
-            let before = try Self.sum(of: "botmaker_reconcile_passes_total", in: httpGet(port: port, path: "/metrics").body)
-            try deployment.sqlite("UPDATE bots SET desired_state = 'stopped' WHERE id = '\(deployment.bot("a"))'")
+            let before = try await Self.sum(of: "botmaker_reconcile_total", in: httpGet(port: port, path: "/metrics").body)
+            try await deployment.sqlite("UPDATE bots SET desired_state = 'stopped' WHERE id = '\(deployment.bot("a"))'")
             try await eventually("bot a stopped") { try await state(deployment, client, "a")?.state == "exited" }
-            let metrics = try httpGet(port: port, path: "/metrics")
+            let metrics = try await httpGet(port: port, path: "/metrics")
             #expect(metrics.status == 200)
             try Self.checkPrometheusText(metrics.body)
-            #expect(Self.sum(of: "botmaker_reconcile_passes_total", in: metrics.body) > before)
-            for name in ["botmaker_reconcile_pass_duration_seconds_bucket", "botmaker_actions_total", "botmaker_docker_requests_total",
-                         "botmaker_bots", "botmaker_bots_in_error", "botmaker_last_successful_pass_timestamp_seconds"] {
+            #expect(Self.sum(of: "botmaker_reconcile_total", in: metrics.body) > before)
+            for name in ["botmaker_reconcile_duration_seconds_bucket", "botmaker_actions_total", "botmaker_docker_requests_total",
+                         "botmaker_bots", "botmaker_bots_in_error", "botmaker_last_successful_resync_timestamp_seconds",
+                         "botmaker_resyncs_total", "botmaker_workqueue_depth", "botmaker_workqueue_busy_workers",
+                         "botmaker_workqueue_oldest_age_seconds", "botmaker_workqueue_waiting_keys"] {
                 #expect(metrics.body.contains("\n\(name)"), "missing \(name)")
             }
 
             // Row deleted → removed.
-            try deployment.sqlite("DELETE FROM bots WHERE id = '\(deployment.bot("a"))'")
+            try await deployment.sqlite("DELETE FROM bots WHERE id = '\(deployment.bot("a"))'")
             try await eventually("bot a removed") { try await state(deployment, client, "a") == nil }
 
             // One reconciler per database: a second run and an applying reconcile are refused; dry run and status are not.
-            let second = try deployment.botmaker(["run"])
+            let second = try await deployment.botmaker(["run"])
             #expect(second.status != 0)
             #expect(second.stderr.contains("\(deployment.db).lock"), "\(second.stderr)")
             #expect(second.stderr.contains("pid \(service.pid)"), "\(second.stderr)")
-            #expect(try deployment.botmaker(["reconcile"]).status != 0)
-            #expect(try deployment.botmaker(["reconcile", "--dry-run"]).status == 0)
-            #expect(try deployment.botmaker(["status"]).status == 0)
+            #expect(try await deployment.botmaker(["reconcile"]).status != 0)
+            #expect(try await deployment.botmaker(["reconcile", "--dry-run"]).status == 0)
+            #expect(try await deployment.botmaker(["status"]).status == 0)
 
             #expect(service.isRunning)
             let exit = try await service.stop(signal: SIGTERM, timeout: 20)
@@ -94,7 +96,7 @@ struct ServiceTests {
 
     @Test(.timeLimit(.minutes(3))) func sigtermDuringALargeApplyExitsZeroAndLeavesOnlyLabelledContainers() async throws {
         try await withService("term") { deployment, service, client in
-            try deployment.insertBots((1...16).map { "b\($0)" })
+            try await deployment.insertBots((1...16).map { "b\($0)" })
             try await eventually("first containers") { try await !deployment.containers(client).isEmpty }
             let exit = try await service.stop(signal: SIGTERM, timeout: 20)
             #expect(exit == 0, "\(service.log)")
@@ -103,7 +105,7 @@ struct ServiceTests {
                 #expect(container.labels["botmaker.managed"] == "true")
                 #expect(container.labels["botmaker.bot-id"] != nil)
             }
-            let next = try deployment.botmaker(["reconcile"])
+            let next = try await deployment.botmaker(["reconcile"])
             #expect(next.status == 0, "\(next.stdout)")
             #expect(try await deployment.containers(client).values.filter { $0.state == "running" }.count == 16)
         }
@@ -112,10 +114,10 @@ struct ServiceTests {
     @Test(.timeLimit(.minutes(2))) func unreachableDockerIsRecordedAndMakesReadyzFail() async throws {
         try await withService("nodocker", extra: ["--docker-host", "unix:///nonexistent/\(uniqueSuffix()).sock"]) { deployment, service, _ in
             let port = try await service.metricsPort()
-            try deployment.insertBots(["a"])
-            try await eventually("NETWORK_ERROR recorded") { try deployment.status("a", "last_error_code") == "NETWORK_ERROR" }
-            #expect(try httpGet(port: port, path: "/healthz").status == 200)
-            let ready = try httpGet(port: port, path: "/readyz")
+            try await deployment.insertBots(["a"])
+            try await eventually("NETWORK_ERROR recorded") { try await deployment.status("a", "last_error_code") == "NETWORK_ERROR" }
+            #expect(try await httpGet(port: port, path: "/healthz").status == 200)
+            let ready = try await httpGet(port: port, path: "/readyz")
             #expect(ready.status == 503)
             #expect(ready.body.contains("docker"))
             #expect(service.isRunning)

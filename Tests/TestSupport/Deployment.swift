@@ -23,27 +23,27 @@ public struct Deployment: Sendable {
 
     /// Runs `botmaker <arguments>` against this deployment.
     @discardableResult
-    public func botmaker(_ arguments: [String], stdin: String? = nil) throws -> ProcessOutput {
-        try runProcess([botmakerBinary] + arguments + commonArguments, stdin: stdin)
+    public func botmaker(_ arguments: [String], stdin: String? = nil) async throws -> ProcessOutput {
+        try await runProcess([botmakerBinary] + arguments + commonArguments, stdin: stdin)
     }
 
     /// Runs SQL with the real sqlite3 shell; returns its output.
     @discardableResult
-    public func sqlite(_ sql: String) throws -> String {
-        let output = try runProcess(["sqlite3", "-cmd", ".timeout 10000", db, sql])
+    public func sqlite(_ sql: String) async throws -> String {
+        let output = try await runProcess(["sqlite3", "-cmd", ".timeout 10000", db, sql])
         guard output.status == 0 else { throw TestFailure("sqlite3 failed: \(output.stderr)") }
         return output.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Inserts running bots using the test image.
-    public func insertBots(_ names: [String], env: String = #"["GREETING=hello"]"#, state: String = "running") throws {
+    public func insertBots(_ names: [String], env: String = #"["GREETING=hello"]"#, state: String = "running") async throws {
         let values = names.map { "('\(bot($0))', '\(TestDocker.image)', '\(env)', '\(state)')" }.joined(separator: ",")
-        try sqlite("INSERT INTO bots (id, image, environment, desired_state) VALUES \(values)")
+        try await sqlite("INSERT INTO bots (id, image, environment, desired_state) VALUES \(values)")
     }
 
     /// One column of `bot_status` for a bot.
-    public func status(_ name: String, _ column: String) throws -> String {
-        try sqlite("SELECT \(column) FROM bot_status WHERE bot_id = '\(bot(name))'")
+    public func status(_ name: String, _ column: String) async throws -> String {
+        try await sqlite("SELECT \(column) FROM bot_status WHERE bot_id = '\(bot(name))'")
     }
 
     /// This deployment's containers, by name.

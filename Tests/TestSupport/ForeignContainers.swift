@@ -14,7 +14,7 @@ public struct ForeignContainers: Sendable {
 
     /// Creates `count` containers named `foreign-<tag>-<i>`, plus one named `botmaker-<id>` for each colliding id.
     /// Every other one is started; the rest stay `created`.
-    public static func make(tag: String, count: Int, colliding: [String]) throws -> ForeignContainers {
+    public static func make(tag: String, count: Int, colliding: [String]) async throws -> ForeignContainers {
         var names = (0..<count).map { "foreign-\(tag)-\($0)" }
         names += colliding.map { "botmaker-\($0)" }
         var entries: [Entry] = []
@@ -25,7 +25,7 @@ public struct ForeignContainers: Sendable {
             arguments += ["--name", name, "--label", "test.foreign=\(tag)"]
             if index % 3 == 0 { arguments += ["--label", "botmaker.bot-id=\(tag)-forged"] }
             arguments.append(TestDocker.image)
-            let output = try runProcess(arguments)
+            let output = try await runProcess(arguments)
             guard output.status == 0 else { throw TestFailure("cannot create \(name): \(output.stderr)") }
             entries.append(Entry(name: name, id: output.stdout.trimmingCharacters(in: .whitespacesAndNewlines), running: running))
         }
@@ -33,10 +33,10 @@ public struct ForeignContainers: Sendable {
     }
 
     /// Problems found: a container gone, replaced, stopped, started or restarted.
-    public func verify() throws -> [String] {
+    public func verify() async throws -> [String] {
         var problems: [String] = []
         for entry in entries {
-            let output = try runProcess(["docker", "inspect", "-f", "{{.Id}} {{.State.Running}} {{.RestartCount}}", entry.name])
+            let output = try await runProcess(["docker", "inspect", "-f", "{{.Id}} {{.State.Running}} {{.RestartCount}}", entry.name])
             guard output.status == 0 else { problems.append("\(entry.name) is gone"); continue }
             let fields = output.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
             if fields[0] != entry.id { problems.append("\(entry.name) was replaced") }

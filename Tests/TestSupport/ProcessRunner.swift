@@ -14,9 +14,10 @@ public struct ProcessOutput: Sendable {
 }
 
 /// Runs a program to completion with optional stdin; output goes through temp files, so any size is fine.
+/// Waits through the termination handler: no cooperative thread is blocked meanwhile.
 @discardableResult
 public func runProcess(_ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil,
-                       currentDirectory: String? = nil) throws -> ProcessOutput {
+                       currentDirectory: String? = nil) async throws -> ProcessOutput {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -38,18 +39,46 @@ public func runProcess(_ arguments: [String], stdin: String? = nil, environment:
     process.standardError = errHandle
     let input = Pipe()
     process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+    let exit = ProcessExit(process)
     try process.run()
     if let stdin {
         input.fileHandleForWriting.write(Data(stdin.utf8))
         try? input.fileHandleForWriting.close()
     }
-    process.waitUntilExit()
+    await exit.wait()
     try? outHandle.close()
     try? errHandle.close()
     return ProcessOutput(
         status: process.terminationStatus,
         stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
         stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+}
+
+/// The end of a child process, awaited through its termination handler (set before `run()`).
+public final class ProcessExit: Sendable {
+    private let stream: AsyncStream<Int32>
+    private let status = LockedBox<Int32?>(nil)
+
+    public init(_ process: Process) {
+        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self, bufferingPolicy: .bufferingNewest(1))
+        self.stream = stream
+        process.terminationHandler = { [status] ended in
+            status.update { $0 = ended.terminationStatus }
+            continuation.yield(ended.terminationStatus)
+            continuation.finish()
+        }
+    }
+
+    /// The exit status, once the process has ended.
+    @discardableResult
+    public func wait() async -> Int32 {
+        if let known = status.value { return known }
+        for await code in stream { return code }
+        return status.value ?? -1
+    }
+
+    /// The exit status if the process has ended.
+    public var ended: Int32? { status.value }
 }
 
 /// The `botmaker` executable built beside the test bundle (override with `BOTMAKER_BIN`).
@@ -67,7 +96,7 @@ public var botmakerBinary: String {
 }
 
 /// SHA-256 of a file's bytes (via `sha256sum`), to show a file was left unchanged.
-public func fileChecksum(_ path: String) throws -> String {
-    let output = try runProcess(["sha256sum", path])
+public func fileChecksum(_ path: String) async throws -> String {
+    let output = try await runProcess(["sha256sum", path])
     return String(output.stdout.prefix(64))
 }

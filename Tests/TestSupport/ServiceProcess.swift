@@ -4,6 +4,7 @@ import Foundation
 public final class ServiceProcess: @unchecked Sendable {
     public let process = Process()
     public let logPath: String
+    private let exit: ProcessExit
 
     public init(arguments: [String], logPath: String, environment: [String: String] = [:]) throws {
         self.logPath = logPath
@@ -15,11 +16,12 @@ public final class ServiceProcess: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
+        exit = ProcessExit(process)
         try process.run()
     }
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-    public var isRunning: Bool { process.isRunning }
+    public var isRunning: Bool { exit.ended == nil }
     public var pid: Int32 { process.processIdentifier }
 
     /// The metrics port from the "metrics server listening" log line.
@@ -36,13 +38,25 @@ public final class ServiceProcess: @unchecked Sendable {
     /// Sends `signal` and waits for the exit; returns the exit status, or nil if it did not exit in time.
     public func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 30) async throws -> Int32? {
         kill(process.processIdentifier, signal)
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        return process.isRunning ? nil : process.terminationStatus
+        return await waitForExit(timeout: timeout)
+    }
+
+    /// Waits (through the termination handler) for the process to end on its own; nil if it has not within `timeout`.
+    public func waitForExit(timeout: TimeInterval = 30) async -> Int32? {
+        await withTaskGroup(of: Int32?.self) { group in
+            group.addTask { await self.exit.wait() }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(timeout))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? exit.ended
+        }
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if exit.ended == nil { kill(process.processIdentifier, SIGKILL) }
     }
 }
 
@@ -59,9 +73,36 @@ public func eventually(timeout: TimeInterval = 30, every interval: Duration = .m
 }
 
 /// `GET http://127.0.0.1:<port><path>` with curl: (HTTP status, body).
-public func httpGet(port: Int, path: String) throws -> (status: Int, body: String) {
-    let output = try runProcess(["curl", "-s", "--max-time", "10", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"])
+public func httpGet(port: Int, path: String) async throws -> (status: Int, body: String) {
+    let output = try await runProcess(["curl", "-s", "--max-time", "10", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"])
     var lines = output.stdout.components(separatedBy: "\n")
     let status = Int(lines.popLast() ?? "") ?? 0
     return (status, lines.joined(separator: "\n"))
+}
+
+/// A TCP port on 127.0.0.1 held open (listening) until `close()`: makes "address already in use" on demand.
+public final class HeldPort: Sendable {
+    public let port: Int
+    private let descriptor: Int32
+
+    public init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket() failed") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 1) == 0 else { _ = Glibc.close(fd); throw TestFailure("cannot bind a port") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        descriptor = fd
+    }
+
+    public func close() { _ = Glibc.close(descriptor) }
 }

@@ -74,7 +74,7 @@ public enum TestDocker {
     public static func ensureImage(_ client: DockerClient) async throws {
         if (try? await client.inspectImage(image)) != nil { return }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let output = try runProcess(["bash", "-c", "source scripts/lib.sh && ensure_test_image"], currentDirectory: root.path)
+        let output = try await runProcess(["bash", "-c", "source scripts/lib.sh && ensure_test_image"], currentDirectory: root.path)
         guard output.status == 0 else {
             throw TestFailure("cannot build test image \(image): \(output.stderr)")
         }
@@ -82,11 +82,11 @@ public enum TestDocker {
 
     /// Creates a container with the Docker CLI that botmaker does not manage.
     @discardableResult
-    public static func runForeign(name: String, labels: [String: String] = [:]) throws -> String {
+    public static func runForeign(name: String, labels: [String: String] = [:]) async throws -> String {
         var arguments = ["docker", "run", "-d", "--name", name]
         for (key, value) in labels { arguments += ["--label", "\(key)=\(value)"] }
         arguments.append(image)
-        let output = try runProcess(arguments)
+        let output = try await runProcess(arguments)
         guard output.status == 0 else { throw TestFailure("docker run \(name) failed: \(output.stderr)") }
         return output.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -270,7 +270,11 @@ public struct DockerService: ContainerRuntime {
 
     /// Our containers' lifecycle events, from Docker's `/events` (filtered by the managed label here and by instance below).
     public func events(onConnect: @escaping @Sendable () -> Void) -> AsyncThrowingStream<RuntimeEvent, any Error> {
-        let source = EventSource(client.events(filters: ["type": ["container"], "label": ["\(BotLabels.managed)=true"]], onConnect: onConnect))
+        // Containers of the default instance may carry no instance label (older botmakers): only they need the
+        // client-side check; any other instance is filtered by the engine, so other instances' churn costs nothing.
+        var labels = ["\(BotLabels.managed)=true"]
+        if instance != BotLabels.defaultInstance { labels.append("\(BotLabels.instance)=\(instance)") }
+        let source = EventSource(client.events(filters: ["type": ["container"], "label": labels], onConnect: onConnect))
         let service = self
         return AsyncThrowingStream {
             while let event = try await source.next() {

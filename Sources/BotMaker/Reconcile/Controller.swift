@@ -33,6 +33,8 @@ public final class Controller: Sendable {
         public var backoff: Backoff = .init()
         /// How long to wait before looking again at a container Docker is busy with.
         public var busyRetry: TimeInterval = 1
+        /// When false, a key's deadline is recorded but not followed: the one-shot makes one attempt per bot.
+        public var followsDeadlines = true
         public init(concurrency: Int = 4, backoff: Backoff = .init()) {
             self.concurrency = max(1, concurrency)
             self.backoff = backoff
@@ -72,7 +74,7 @@ public final class Controller: Sendable {
         let view = try await FleetView.load(store: store, runtime: runtime, secrets: secrets, now: clock.now())
         let (now, later) = view.keysToWork()
         for key in now.sorted(by: { $0.description < $1.description }) { queue.add(key) }
-        for (key, at) in later { queue.add(key, at: at) }
+        for (key, at) in later { requeue(key, at: at) }
         metrics.fleet(view)
         return view
     }
@@ -96,7 +98,9 @@ public final class Controller: Sendable {
     /// wait for a deadline are not waited for (their wait shows in the reports).
     public func reconcileOnce() async throws -> (view: FleetView, reports: [KeyReport]) {
         let collected = NIOLockedValueBox<[KeyReport]>([])
-        let controller = Controller(store: store, runtime: runtime, secrets: secrets, settings: settings, clock: clock,
+        var once = settings
+        once.followsDeadlines = false
+        let controller = Controller(store: store, runtime: runtime, secrets: secrets, settings: once, clock: clock,
                                     metrics: metrics, logger: logger, onReport: { report in collected.withLockedValue { $0.append(report) } })
         let view = try await controller.resync()
         await withTaskGroup(of: Void.self) { group in
@@ -155,7 +159,7 @@ public final class Controller: Sendable {
             state = try await store.botState(id: id)
         } catch {
             logger.error("cannot read the bot", metadata: ["bot.id": "\(id)", "error": "\(error)"])
-            queue.add(key, at: clock.now().addingTimeInterval(settings.busyRetry))
+            requeue(key, at: clock.now().addingTimeInterval(settings.busyRetry))
             return KeyReport(key: key, actions: [], results: [])
         }
         var desired: [DesiredBot] = []
@@ -190,7 +194,7 @@ public final class Controller: Sendable {
             container = try await runtime.observe(containerId: containerId)
         } catch {
             logger.warning("cannot inspect container", metadata: ["container.id": "\(containerId.prefix(12))", "error": "\(error)"])
-            queue.add(key, at: clock.now().addingTimeInterval(settings.busyRetry))
+            requeue(key, at: clock.now().addingTimeInterval(settings.busyRetry))
             return KeyReport(key: key, actions: [], results: [])
         }
         guard let container else { return KeyReport(key: key, actions: [], results: []) }
@@ -222,9 +226,9 @@ public final class Controller: Sendable {
                 let result = await run(action, prior: prior)
                 results.append(result.result)
                 prior = result.status ?? prior
-                if let at = result.result.nextAttemptAt { queue.add(key, at: at) }
+                if let at = result.result.nextAttemptAt { requeue(key, at: at) }
             } else if action.kind == .wait {
-                queue.add(key, at: action.retryAt ?? clock.now().addingTimeInterval(settings.busyRetry))
+                requeue(key, at: action.retryAt ?? clock.now().addingTimeInterval(settings.busyRetry))
             }
         }
         return KeyReport(key: key, actions: plan.actions, results: results)
@@ -234,14 +238,12 @@ public final class Controller: Sendable {
         var logger = logger
         logger[metadataKey: "bot.id"] = "\(action.botId)"
         logger[metadataKey: "action"] = "\(action.kind.rawValue)"
-        if !action.isOrphan {
-            var row = prior ?? BotStatus(botId: action.botId)
-            row.inFlightAction = action.kind.inFlightName
-            row.inFlightSince = clock.now()
-            do { try await store.record(statuses: [row], events: []) } catch {
-                logger.error("cannot record the action under way", metadata: ["error": "\(error)"])
-            }
-        }
+        // The in-flight mark is written while the engine works, off the action's critical path; the
+        // outcome is recorded only after it, so it always replaces the mark.
+        var inFlight = prior ?? BotStatus(botId: action.botId)
+        inFlight.inFlightAction = action.kind.inFlightName
+        inFlight.inFlightSince = clock.now()
+        async let marked: Void = markInFlight(action.isOrphan ? nil : inFlight, logger: logger)
         let started = ContinuousClock.now
         var error: ContainerError?
         var observed: ContainerStatus?
@@ -250,6 +252,7 @@ public final class Controller: Sendable {
         } catch let failure {
             error = failure
         }
+        await marked
         let seconds = (ContinuousClock.now - started).seconds
         metrics.action(kind: action.kind.rawValue, result: error == nil ? "ok" : "error")
         if let error {
@@ -259,6 +262,13 @@ public final class Controller: Sendable {
         }
         let status = await record(action, prior: prior, observed: observed, error: error)
         return (ActionResult(action: action, error: error, seconds: seconds, nextAttemptAt: status?.nextAttemptAt), status)
+    }
+
+    private func markInFlight(_ status: BotStatus?, logger: Logger) async {
+        guard let status else { return }
+        do { try await store.record(statuses: [status], events: []) } catch {
+            logger.error("cannot record the action under way", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Performs the engine calls for one action; returns the container's resulting state (nil when removed).
@@ -388,7 +398,12 @@ public final class Controller: Sendable {
                 logger.error("cannot record status", metadata: ["key": "\(key)", "error": "\(error)"])
             }
         }
-        queue.add(key, at: retryAt)
+        requeue(key, at: retryAt)
+    }
+
+    /// Brings `key` back at `deadline` (a wait holds no worker), unless deadlines are not followed.
+    private func requeue(_ key: WorkKey, at deadline: Date) {
+        if settings.followsDeadlines { queue.add(key, at: deadline) }
     }
 }
 

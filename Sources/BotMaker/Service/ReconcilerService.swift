@@ -11,7 +11,7 @@ import ServiceLifecycle
 public final class ReconcilerService: Service, Sendable {
     public struct Settings: Sendable {
         public var resyncInterval: Duration = .seconds(30)
-        public var pollInterval: Duration = .milliseconds(200)
+        public var pollInterval: Duration = .milliseconds(100)
         /// First delay before reconnecting a broken event stream; doubles up to `reconnectCap`.
         public var reconnectBase: Duration = .milliseconds(500)
         public var reconnectCap: Duration = .seconds(30)

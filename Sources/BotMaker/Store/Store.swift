@@ -220,8 +220,9 @@ extension Store {
     }
 
     /// `PRAGMA data_version` on the store's single connection: changes only when another connection commits.
+    /// Runs outside a transaction: it is polled several times a second and needs none.
     public func dataVersion() async throws -> Int {
-        try await read { db in try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0 }
+        try await writer.unsafeRead { db in try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0 }
     }
 
     /// The newest events, newest first.
