@@ -17,19 +17,28 @@ struct ReconcileTests {
         }
     }
 
-    /// Collects this deployment's container events while `body` runs.
+    /// Collects this deployment's container events caused by `body`. Synchronised, not timed: the body starts
+    /// once the daemon has accepted the subscription, and collection ends at the event of a marker container
+    /// created after the body (the stream is ordered, so nothing the body caused can still be on its way).
     func events(of deployment: Deployment, client: DockerClient, during body: () async throws -> Void) async throws -> [String] {
         let seen = LockedBox<[String]>([])
+        let marker = "marker-\(deployment.tag)"
+        let (connected, connection) = AsyncStream.makeStream(of: Void.self)
+        let filters = ["type": ["container"], "label": ["botmaker.instance=\(deployment.instance)"]]
         let listener = Task {
-            for try await event in client.events(filters: ["type": ["container"], "label": ["botmaker.instance=\(deployment.instance)"]]) {
-                seen.update { $0.append("\(event.baseAction) \(event.attributes["name"] ?? "")") }
+            for try await event in client.events(filters: filters, onConnect: { connection.yield() }) {
+                let name = event.attributes["name"] ?? ""
+                if name == marker { return }
+                seen.update { $0.append("\(event.baseAction) \(name)") }
             }
         }
-        try await Task.sleep(for: .milliseconds(300))
+        for await _ in connected { break }
         try await body()
-        try await Task.sleep(for: .milliseconds(700))
-        listener.cancel()
-        _ = await listener.result
+        let made = try await runProcess(["docker", "create", "--name", marker, "--label", "botmaker.instance=\(deployment.instance)",
+                                         TestDocker.image])
+        #expect(made.status == 0, "\(made.stderr)")
+        _ = try await listener.value
+        _ = try await runProcess(["docker", "rm", "-f", marker])
         return seen.value
     }
 

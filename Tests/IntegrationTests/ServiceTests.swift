@@ -94,6 +94,35 @@ struct ServiceTests {
         }
     }
 
+    /// Head-of-line: bot a ignores SIGTERM, so its stop takes the whole 20 s grace period. While that stop is
+    /// under way (botmaker's own record says so), bot b is removed behind botmaker's back and must be
+    /// repaired before a's stop ends. Under the first generation b waited for a's stop.
+    @Test(.timeLimit(.minutes(3))) func aSlowStopDoesNotDelayTheRepairOfAnotherBot() async throws {
+        try await withService("hol", extra: ["--stop-grace", "20", "--shutdown-grace", "1"]) { deployment, _, client in
+            let stubborn = #"["sh","-c","trap '' TERM; while true; do sleep 1; done"]"#.replacingOccurrences(of: "'", with: "''")
+            try await deployment.sqlite(
+                "INSERT INTO bots (id, image, command) VALUES ('\(deployment.bot("a"))', '\(TestDocker.image)', '\(stubborn)')")
+            try await deployment.insertBots(["b"])
+            try await eventually("both running") {
+                let a = try await state(deployment, client, "a")?.state
+                let b = try await state(deployment, client, "b")?.state
+                return a == "running" && b == "running"
+            }
+            let firstB = try #require(try await state(deployment, client, "b")?.id)
+
+            try await deployment.sqlite("UPDATE bots SET desired_state = 'stopped' WHERE id = '\(deployment.bot("a"))'")
+            try await eventually("a's stop under way") { try await deployment.status("a", "in_flight_action") == "stopping" }
+            #expect(try await runProcess(["docker", "rm", "-f", "botmaker-\(deployment.bot("b"))"]).status == 0)
+            try await eventually(timeout: 60, "b repaired") {
+                let b = try await state(deployment, client, "b")
+                return b?.state == "running" && b?.id != firstB
+            }
+            #expect(try await deployment.status("a", "in_flight_action") == "stopping", "b's repair waited for a's stop")
+            #expect(try await state(deployment, client, "a")?.state == "running")
+            #expect(try await deployment.botmaker(["status"]).stdout.contains("stopping since"))
+        }
+    }
+
     @Test(.timeLimit(.minutes(3))) func sigtermDuringALargeApplyExitsZeroAndLeavesOnlyLabelledContainers() async throws {
         try await withService("term") { deployment, service, client in
             try await deployment.insertBots((1...16).map { "b\($0)" })
