@@ -189,31 +189,41 @@ struct DockerServiceTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(2))) func eventStreamDeliversLifecycleAndEndsOnCancel() async throws {
+    /// The runtime's event stream: our containers' lifecycle in order, another instance's never, and it
+    /// ends cleanly on cancel. Synchronised on the subscription and on the `destroy` event, not on time.
+    @Test(.timeLimit(.minutes(2))) func eventStreamDeliversOurLifecycleOnlyAndEndsOnCancel() async throws {
         let id = "events-\(uniqueSuffix())"
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         try await TestDocker.withClient(cleaning: id) { client in
             let docker = Self.service(client, instance: id)
-            let seen = LockedBox<[String]>([])
+            let other = Self.service(client, instance: "\(id)-other")
+            let (connected, connection) = AsyncStream.makeStream(of: Void.self)
             let listener = Task {
-                for try await event in client.events(filters: ["type": ["container"], "label": ["botmaker.bot-id=\(id)"]]) {
-                    seen.update { $0.append(event.baseAction) }
+                var seen: [String] = []
+                for try await event in docker.events(onConnect: { connection.yield() }) {
+                    #expect(event.botId == id, "another instance's event reached us: \(event)")
+                    seen.append(event.action)
+                    if event.action == "destroy" { break }
                 }
+                return seen
             }
-            // Give the stream a moment to be established before acting (events are not replayed without `since`).
-            try await Task.sleep(for: .milliseconds(500))
+            for await _ in connected { break }
+            _ = try await other.createContainer(botId: id + "-x", config: try Self.config(dir, id + "-x"))
+            try await other.removeContainer(botId: id + "-x")
             _ = try await docker.createContainer(botId: id, config: try Self.config(dir, id))
             try await docker.startContainer(botId: id)
             try await docker.removeContainer(botId: id)
-            let deadline = ContinuousClock.now + .seconds(20)
-            while !Set(seen.value).isSuperset(of: ["create", "start", "die", "destroy"]) && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            #expect(Set(seen.value).isSuperset(of: ["create", "start", "die", "destroy"]), "\(seen.value)")
-            listener.cancel()
-            let result = await listener.result
-            if case .failure(let error) = result { Issue.record("stream ended with \(error)") }
+            let seen = try await listener.value
+            #expect(seen.first == "create" && seen.last == "destroy", "\(seen)")
+            #expect(Set(seen).isSuperset(of: ["create", "start", "die", "destroy"]), "\(seen)")
+
+            // Cancelling a connected consumer of an idle stream ends it without an error.
+            let (subscribed, subscription) = AsyncStream.makeStream(of: Void.self)
+            let idle = Task { for try await _ in docker.events(onConnect: { subscription.yield() }) {} }
+            for await _ in subscribed { break }
+            idle.cancel()
+            if case .failure(let error) = await idle.result { Issue.record("stream ended with \(error)") }
         }
     }
 }
