@@ -292,13 +292,18 @@ def idle_and_dry_run(binary, work, total, running, idle_seconds):
         with open(f"/proc/{proc.pid}/status") as f:
             return int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
 
+    def files():
+        return [checksum(bm.db + suffix) if os.path.exists(bm.db + suffix) else None for suffix in ("", "-wal")]
+
     m0 = scrape(port)
+    f0 = files()
     c0, t0 = cpu_ticks(), time.perf_counter()
     time.sleep(idle_seconds)
     c1, t1 = cpu_ticks(), time.perf_counter()
     m1 = scrape(port)
+    service_db_unchanged = files() == f0
     rss = rss_kib()
-    service_passes = m1.get("botmaker_reconcile_passes_total", 0) - m0.get("botmaker_reconcile_passes_total", 0)
+    service_passes = m1.get("botmaker_resyncs_total", 0) - m0.get("botmaker_resyncs_total", 0)
     service_requests = m1.get("botmaker_docker_requests_total", 0) - m0.get("botmaker_docker_requests_total", 0)
     stop_proc(proc)
     bm.sql("DELETE FROM bots")
@@ -307,7 +312,7 @@ def idle_and_dry_run(binary, work, total, running, idle_seconds):
         "pass_wall": statistics.median(p[0] for p in passes), "pass_cpu": statistics.median(p[1] for p in passes),
         "stats": passes[-1][2], "db_unchanged": unchanged, "dry_wall": statistics.median(dry),
         "idle_cpu_percent": 100.0 * (c1 - c0) / tick / (t1 - t0), "idle_rss_mib": rss / 1024, "idle_seconds": idle_seconds,
-        "service_passes": service_passes, "service_requests": service_requests,
+        "service_passes": service_passes, "service_requests": service_requests, "service_db_unchanged": service_db_unchanged,
     }
 
 
@@ -436,8 +441,8 @@ def wait_idle(port, proc, quiet=1.5, timeout=600):
             raise SystemExit(f"botmaker run exited with {proc.returncode}")
         try:
             m = scrape(port)
-            now = tuple(m.get(k, 0) for k in ("botmaker_docker_requests_total", "botmaker_reconcile_passes_total",
-                                               "botmaker_actions_total"))
+            now = tuple(m.get(k, 0) for k in ("botmaker_docker_requests_total", "botmaker_reconcile_total",
+                                               "botmaker_resyncs_total", "botmaker_actions_total"))
         except OSError:
             now = None  # metrics server not listening yet
         elapsed = time.time() - since
@@ -581,7 +586,8 @@ def scale(binary, work, size, trials, edits, running=5):
     floor_events = Events(floor_instance)
     log_path = os.path.join(work, f"scale{size}.log")
     t = time.time_ns()
-    proc, port, log = service(binary, bm, log_path)
+    # The periodic resync is the idle section's subject; here it would land in one CPU window and not the other.
+    proc, port, log = service(binary, bm, log_path, extra=("--resync-interval", "3600"))
     ours, floor = [], []
     try:
         r["startup"] = max(events.wait_start(f"botmaker-s-{i:06d}", t, 600) for i in range(running))
@@ -614,8 +620,8 @@ def scale(binary, work, size, trials, edits, running=5):
         time.sleep(window)
         c3 = proc_cpu_seconds(proc.pid)
         r.update(window=window, edit_cpu=c1 - c0, idle_cpu=c3 - c2, per_edit=((c1 - c0) - (c3 - c2)) / edits,
-                 edit_passes=m1["botmaker_reconcile_passes_total"] - m0.get("botmaker_reconcile_passes_total", 0)
-                 if "botmaker_reconcile_passes_total" in m1 else None,
+                 edit_passes=m1["botmaker_reconcile_total"] - m0.get("botmaker_reconcile_total", 0)
+                 if "botmaker_reconcile_total" in m1 else None,
                  edit_requests=m1.get("botmaker_docker_requests_total", 0) - m0.get("botmaker_docker_requests_total", 0),
                  rss_mib=proc_status_kib(proc.pid, "VmRSS") / 1024, hwm_mib=proc_status_kib(proc.pid, "VmHWM") / 1024)
     except BaseException:
@@ -704,8 +710,9 @@ def section_idle(args, compose, work):
     print(f"| no-op pass, botmaker's own count | `{idle['stats']}` |")
     print(f"| database file unchanged by 5 no-op passes | {'yes' if idle['db_unchanged'] else 'NO'} |")
     if idle["service_passes"] > 0:
-        print(f"| `botmaker run`: Docker requests per idle pass (from its /metrics; {idle['service_passes']:.0f} passes) | "
+        print(f"| `botmaker run`: Docker requests per idle resync (from its /metrics; {idle['service_passes']:.0f} resyncs) | "
               f"{idle['service_requests'] / idle['service_passes']:.2f} |")
+    print(f"| `botmaker run`: database file and WAL unchanged over the idle window | {'yes' if idle['service_db_unchanged'] else 'NO'} |")
     print(f"| `botmaker run` idle CPU over {idle['idle_seconds']:.0f} s | {idle['idle_cpu_percent']:.2f} % of one core |")
     print(f"| `botmaker run` RSS after {idle['idle_seconds']:.0f} s idle | {idle['idle_rss_mib']:.1f} MiB |")
     print(f"\n## Dry run at scale\n\n`reconcile --dry-run` with {args.idle_bots} rows and {args.idle_running} containers: "
@@ -746,7 +753,7 @@ def section_scale(args, compose, work):
           f"service reacts to it); then {args.scale_edits} single-row edits of a stopped bot, 0.3 s apart, and the "
           f"service's CPU (utime + stime) over that window minus its CPU over an idle window as long.\n")
     print("| rows | insert of rows | start to 5 running + idle | insert → started p50 | engine floor p50 | ours − floor p50 | "
-          "insert p95 | floor p95 | CPU per edit | edit window: CPU / idle CPU / length | passes during edits | RSS (peak) |")
+          "insert p95 | floor p95 | CPU per edit | edit window: CPU / idle CPU / length | bots worked during edits | RSS (peak) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in [int(x) for x in args.scale_sizes.split(",") if x]:
         r = scale(args.binary, work, size, args.scale_trials, args.scale_edits)

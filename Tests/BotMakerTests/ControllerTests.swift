@@ -219,4 +219,39 @@ import TestSupport
         #expect(again.reports.map(\.key) == [.bot("ghost")])
         #expect(again.reports.first?.actions.map(\.kind) == [.wait])
     }
+
+    /// Regression (review): a bot whose container could not be inspected vanished from the one-shot's report,
+    /// which could print "No changes" and exit 0.
+    @Test func aBotThatCannotBeObservedIsReportedAsAFailure() async throws {
+        let fixture = try Fixture()
+        try fixture.add("a", "b")
+        await fixture.runtime.setFailure(.observe, botId: "a", ContainerError(.observeFailed, "inspect broke", botId: "a"))
+        let outcome = try await fixture.controller.reconcileOnce()
+        let report = try #require(outcome.reports.first { $0.key == .bot("a") })
+        #expect(report.actions.map(\.kind) == [.blocked])
+        #expect(report.results.map { $0.error?.code } == [.observeFailed])
+        let plan = outcome.view.merging(outcome.reports)
+        #expect(plan.actions.map(\.botId) == ["a", "b"])
+        #expect(try await fixture.status("a")?.lastErrorCode == "OBSERVE_FAILED")
+        #expect(try await fixture.status("b")?.actualState == "running")
+    }
+
+    /// Regression (review): an engine-wide error recorded on every bot wrote whole status rows read earlier,
+    /// overwriting what a worker recorded meanwhile.
+    @Test func anEngineWideErrorTouchesOnlyTheErrorColumns() async throws {
+        let fixture = try Fixture()
+        try fixture.add("a")
+        var status = BotStatus(botId: "a")
+        status.restartObservedAt = "r1"
+        status.containerId = "c1"
+        try await fixture.store.record(statuses: [status], events: [])
+        await fixture.controller.recordUnreachable(ContainerError(.networkError, "engine gone"))
+        let after = try #require(try await fixture.status("a"))
+        #expect(after.lastErrorCode == "NETWORK_ERROR" && after.lastErrorMessage == "engine gone")
+        #expect(after.restartObservedAt == "r1" && after.containerId == "c1")
+        let writes = fixture.store.writeTransactions
+        await fixture.controller.recordUnreachable(ContainerError(.networkError, "engine gone"))
+        #expect(try await fixture.status("a") == after, "already recorded: nothing changes")
+        #expect(fixture.store.writeTransactions == writes + 1)
+    }
 }

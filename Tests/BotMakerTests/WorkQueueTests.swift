@@ -52,12 +52,13 @@ import Testing
         #expect(queue.stats.delayed == 0)
     }
 
-    @Test func theLatestDeadlineWinsAndAnImmediateAddCancelsIt() async {
+    @Test func theEarliestDeadlineWinsAndAnImmediateAddCancelsIt() async {
         let clock = ManualWallClock()
         let queue = WorkQueue<String>(clock: clock)
         let start = clock.now()
         queue.add("a", at: start.addingTimeInterval(10))
         queue.add("a", at: start.addingTimeInterval(2))
+        queue.add("a", at: start.addingTimeInterval(300))
         #expect(queue.deadline(of: "a") == start.addingTimeInterval(2))
         queue.add("a")
         #expect(queue.deadline(of: "a") == nil)
@@ -92,6 +93,21 @@ import Testing
         #expect(await second == nil)
         queue.add("a")
         #expect(await queue.next() == nil)
+    }
+
+    /// Many keys waiting at many deadlines come back in deadline order, each exactly when its time comes.
+    @Test func manyDeadlinesComeBackInOrder() async {
+        let clock = ManualWallClock()
+        let queue = WorkQueue<Int>(clock: clock)
+        for key in (1...50).reversed() { queue.add(key, at: clock.now().addingTimeInterval(Double(key))) }
+        for key in 1...50 {
+            await clock.waitForSleepers(1)
+            clock.advance(by: 1)
+            #expect(await queue.next() == key)
+            #expect(queue.stats.depth == 0)
+            queue.done(key)
+        }
+        #expect(queue.stats.delayed == 0)
     }
 
     @Test func waitUntilIdleReturnsWhenNothingIsReadyOrProcessing() async {

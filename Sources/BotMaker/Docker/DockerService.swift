@@ -306,7 +306,8 @@ public struct DockerService: ContainerRuntime {
         let labels = container.config.labels
         let botId = labels[BotLabels.botId]
             ?? (name.hasPrefix(ContainerDefaults.namePrefix) ? String(name.dropFirst(ContainerDefaults.namePrefix.count)) : name)
-        let exitCode: Int? = [.exited, .restarting, .dead].contains(state) ? container.state.exitCode : nil
+        // As in a list (`Dead` carries no code there): the two views must agree or every resync sees a change.
+        let exitCode: Int? = [.exited, .restarting].contains(state) ? container.state.exitCode : nil
         return ContainerInfo(id: container.id, name: name, botId: botId, state: state,
                              status: state.rawValue + (exitCode.map { " (\($0))" } ?? ""),
                              image: container.config.image, labels: labels, exitCode: exitCode)

@@ -49,12 +49,14 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         var isIdle: Bool { readyCount == 0 && processing.isEmpty }
     }
 
-    /// Continuations to resume once the lock is released.
+    /// Continuations to resume (and a replaced timer to cancel) once the lock is released.
     private struct Wakeups {
         var handed: [(CheckedContinuation<Key?, Never>, Key?)] = []
         var idle: [CheckedContinuation<Void, Never>] = []
+        var cancelled: Task<Void, Never>?
 
         func resume() {
+            cancelled?.cancel()
             for (continuation, key) in handed { continuation.resume(returning: key) }
             for continuation in idle { continuation.resume() }
         }
@@ -81,14 +83,20 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         wakeups.resume()
     }
 
-    /// Queues `key` at `deadline` (at once if it has passed). The latest deadline given replaces earlier ones.
+    /// Queues `key` at `deadline` (at once if it has passed). The earliest deadline given wins: a key that
+    /// comes back too early is looked at and simply waits again, one that comes back too late is a bug.
     public func add(_ key: Key, at deadline: Date) {
         if deadline <= clock.now() { return add(key) }
-        state.withLockedValue { state in
-            guard !state.isShutDown else { return }
+        let wakeups = state.withLockedValue { state -> Wakeups in
+            var wakeups = Wakeups()
+            guard !state.isShutDown else { return wakeups }
+            if let existing = state.delayed[key], existing <= deadline { return wakeups }
             state.delayed[key] = deadline
-            reschedule(&state)
+            // O(1): the timer only moves when this deadline comes before the one it sleeps until.
+            if state.timerDeadline.map({ deadline < $0 }) ?? true { schedule(at: deadline, &state, &wakeups) }
+            return wakeups
         }
+        wakeups.resume()
     }
 
     /// The next key to work on, waiting for one if needed; nil once the queue is shut down (or the task cancelled).
@@ -157,14 +165,14 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
     public func shutDown() {
         let wakeups = state.withLockedValue { state -> Wakeups in
             state.isShutDown = true
-            state.timer?.cancel()
+            var wakeups = Wakeups()
+            wakeups.cancelled = state.timer
             state.timer = nil
             state.delayed = [:]
             state.ready = []
             state.head = 0
             state.queuedAt = [:]
             state.dirty = []
-            var wakeups = Wakeups()
             wakeups.handed = state.waiters.map { ($0.continuation, nil) }
             state.waiters = []
             if state.processing.isEmpty {
@@ -213,37 +221,40 @@ public final class WorkQueue<Key: Hashable & Sendable>: Sendable {
         }
     }
 
-    /// Keeps one timer task, sleeping until the earliest deadline.
-    private func reschedule(_ state: inout State) {
-        let earliest = state.delayed.values.min()
-        if earliest == state.timerDeadline { return }
-        state.timer?.cancel()
+    /// Keeps one timer task, sleeping until `deadline`; the one it replaces is cancelled after the lock is released.
+    private func schedule(at deadline: Date?, _ state: inout State, _ wakeups: inout Wakeups) {
+        wakeups.cancelled = state.timer
         state.timer = nil
-        state.timerDeadline = earliest
-        guard let earliest else { return }
+        state.timerDeadline = deadline
+        guard let deadline else { return }
         state.timerGeneration += 1
         let generation = state.timerGeneration
         let clock = self.clock
         state.timer = Task { [weak self] in
-            do { try await clock.sleep(until: earliest) } catch { return }
+            do { try await clock.sleep(until: deadline) } catch { return }
             self?.promoteDue(generation: generation)
         }
     }
 
+    /// Queues the keys whose deadline has come and sleeps until the next one (one scan of the waiting keys).
     private func promoteDue(generation: UInt64) {
         let now = clock.now()
         let wakeups = state.withLockedValue { state -> Wakeups in
             var wakeups = Wakeups()
-            guard !state.isShutDown else { return wakeups }
-            if state.timerGeneration == generation {
-                state.timer = nil
-                state.timerDeadline = nil
+            guard !state.isShutDown, state.timerGeneration == generation else { return wakeups }
+            state.timer = nil
+            state.timerDeadline = nil
+            var next: Date?
+            for (key, deadline) in state.delayed {
+                if deadline <= now {
+                    state.delayed[key] = nil
+                    Self.enqueue(key, now: now, into: &state, wakeups: &wakeups)
+                } else if next.map({ deadline < $0 }) ?? true {
+                    next = deadline
+                }
             }
-            for (key, deadline) in state.delayed where deadline <= now {
-                state.delayed[key] = nil
-                Self.enqueue(key, now: now, into: &state, wakeups: &wakeups)
-            }
-            reschedule(&state)
+            schedule(at: next, &state, &wakeups)
+            wakeups.cancelled = nil  // this task is the timer that fired: nothing to cancel
             return wakeups
         }
         wakeups.resume()

@@ -50,6 +50,8 @@ public final class Controller: Sendable {
     public let metrics: ReconcilerMetrics
     private let logger: Logger
     private let onReport: (@Sendable (KeyReport) -> Void)?
+    /// Consecutive failures of keys that have no status row to count them in (orphans, strays, failed reads).
+    private let transientFailures = NIOLockedValueBox<[WorkKey: Int]>([:])
 
     public init(store: Store, runtime: any ContainerRuntime, secrets: SecretsManager, settings: Settings = .init(),
                 clock: any WallClock = SystemWallClock(), metrics: ReconcilerMetrics = .init(), logger: Logger,
@@ -115,23 +117,12 @@ public final class Controller: Sendable {
         return (view, collected.withLockedValue { $0 })
     }
 
-    /// Records `NETWORK_ERROR` (or the observe failure's code) on every bot that does not already show
-    /// it; used when the engine cannot be listed.
+    /// Records the engine's error (`NETWORK_ERROR`, `OBSERVE_FAILED`, …) on every bot that does not already
+    /// show it; used when the engine cannot be listed. One statement touching only the error columns, so it
+    /// never overwrites what a worker records meanwhile.
     public func recordUnreachable(_ error: ContainerError) async {
         do {
-            let snapshot = try await store.snapshot()
-            let at = clock.now()
-            var statuses: [BotStatus] = []
-            for row in snapshot.bots {
-                var status = snapshot.statuses[row.id] ?? BotStatus(botId: row.id)
-                guard status.lastErrorCode != error.code.rawValue else { continue }
-                status.lastErrorCode = error.code.rawValue
-                status.lastErrorMessage = error.message
-                status.lastErrorAt = at
-                status.lastReconciledAt = at
-                statuses.append(status)
-            }
-            try await store.record(statuses: statuses, events: [])
+            try await store.recordFleetError(code: error.code.rawValue, message: error.message, at: clock.now())
         } catch {
             logger.error("cannot record the engine error", metadata: ["error": "\(error)"])
         }
@@ -159,8 +150,8 @@ public final class Controller: Sendable {
             state = try await store.botState(id: id)
         } catch {
             logger.error("cannot read the bot", metadata: ["bot.id": "\(id)", "error": "\(error)"])
-            requeue(key, at: clock.now().addingTimeInterval(settings.busyRetry))
-            return KeyReport(key: key, actions: [], results: [])
+            retryLater(key)
+            return failureReport(key, botId: id, ContainerError(.invalidSpec, "cannot read the bot's row: \(error)", botId: id))
         }
         var desired: [DesiredBot] = []
         var invalid: [InvalidBot] = []
@@ -176,7 +167,7 @@ public final class Controller: Sendable {
                 observed = try await runtime.observe(botId: id)
             } catch {
                 await recordObserveFailure(error, state: state, key: key)
-                return KeyReport(key: key, actions: [], results: [])
+                return failureReport(key, botId: id, error)
             }
         }
         let statuses = state.status.map { [id: $0] } ?? [:]
@@ -194,8 +185,8 @@ public final class Controller: Sendable {
             container = try await runtime.observe(containerId: containerId)
         } catch {
             logger.warning("cannot inspect container", metadata: ["container.id": "\(containerId.prefix(12))", "error": "\(error)"])
-            requeue(key, at: clock.now().addingTimeInterval(settings.busyRetry))
-            return KeyReport(key: key, actions: [], results: [])
+            retryLater(key)
+            return failureReport(key, botId: error.botId ?? "", error, containerId: containerId)
         }
         guard let container else { return KeyReport(key: key, actions: [], results: []) }
         // A container carrying a bot's name is that bot's business.
@@ -227,11 +218,30 @@ public final class Controller: Sendable {
                 results.append(result.result)
                 prior = result.status ?? prior
                 if let at = result.result.nextAttemptAt { requeue(key, at: at) }
+                if action.isOrphan && !result.result.succeeded { retryLater(key) }
             } else if action.kind == .wait {
                 requeue(key, at: action.retryAt ?? clock.now().addingTimeInterval(settings.busyRetry))
             }
         }
+        if results.allSatisfy(\.succeeded) { transientFailures.withLockedValue { $0[key] = nil } }
         return KeyReport(key: key, actions: plan.actions, results: results)
+    }
+
+    /// Brings back a key that could not be worked, with the same backoff as a bot's failures.
+    private func retryLater(_ key: WorkKey) {
+        let failures = transientFailures.withLockedValue { counts -> Int in
+            counts[key, default: 0] += 1
+            return counts[key] ?? 1
+        }
+        requeue(key, at: clock.now().addingTimeInterval(settings.backoff.delay(afterFailures: failures)))
+    }
+
+    /// A key that could not even be planned: reported as blocked and failed, so the one-shot says so and exits 1.
+    private func failureReport(_ key: WorkKey, botId: String, _ error: ContainerError, containerId: String? = nil) -> KeyReport {
+        let name = containerId.map { "container \($0.prefix(12))" } ?? ContainerDefaults.containerName(for: botId)
+        let action = PlannedAction(botId: botId, containerName: name, kind: .blocked, cause: error.message, containerId: containerId,
+                                   errorCode: error.code, isOrphan: containerId != nil)
+        return KeyReport(key: key, actions: [action], results: [ActionResult(action: action, error: error, seconds: 0)])
     }
 
     private func run(_ action: PlannedAction, prior: BotStatus?) async -> (result: ActionResult, status: BotStatus?) {
@@ -296,7 +306,15 @@ public final class Controller: Sendable {
         case .invalid, .blocked, .wait:
             return nil
         }
-        return try await runtime.getContainerStatus(botId: botId)
+        return await statusAfterAction(botId: botId)
+    }
+
+    /// The container's state after a successful action; best effort: a failed look does not undo the action.
+    private func statusAfterAction(botId: String) async -> ContainerStatus? {
+        do { return try await runtime.getContainerStatus(botId: botId) } catch {
+            logger.debug("cannot inspect after the action", metadata: ["bot.id": "\(botId)", "error": "\(error)"])
+            return nil
+        }
     }
 
     private func createAndStart(_ action: PlannedAction) async throws(ContainerError) -> ContainerStatus? {
@@ -310,7 +328,7 @@ public final class Controller: Sendable {
         if bot.desiredState == .running {
             try await runtime.startContainer(botId: bot.id, containerId: containerId)
         }
-        return try await runtime.getContainerStatus(botId: bot.id)
+        return await statusAfterAction(botId: bot.id)
     }
 
     /// Upserts the bot's status and appends an event, in one transaction; returns the status written.

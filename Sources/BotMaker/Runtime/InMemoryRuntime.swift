@@ -8,7 +8,7 @@ import NIOConcurrencyHelpers
 /// planning; every engine is also tested against the real thing.
 public actor InMemoryRuntime: ContainerRuntime {
     public enum Operation: String, Sendable, CaseIterable {
-        case observe, create, start, stop, restart, remove
+        case observe, status, create, start, stop, restart, remove
     }
 
     /// One container as the engine holds it.
@@ -192,6 +192,7 @@ public actor InMemoryRuntime: ContainerRuntime {
     }
 
     public func getContainerStatus(botId: String) async throws(ContainerError) -> ContainerStatus? {
+        try await operate(.status, botId: botId)
         guard let id = containerId(named: ContainerDefaults.containerName(for: botId)), let container = containers[id],
               owns(container.labels) else { return nil }
         return ContainerStatus(id: id, state: container.state, running: container.state == .running,
@@ -292,7 +293,9 @@ public actor InMemoryRuntime: ContainerRuntime {
     }
 
     private func info(_ container: Container) -> ContainerInfo {
-        ContainerInfo(id: container.id, name: container.name, botId: container.labels[BotLabels.botId] ?? container.name,
+        let derived = container.name.hasPrefix(ContainerDefaults.namePrefix)
+            ? String(container.name.dropFirst(ContainerDefaults.namePrefix.count)) : container.name
+        return ContainerInfo(id: container.id, name: container.name, botId: container.labels[BotLabels.botId] ?? derived,
                       state: container.state, status: container.state.rawValue, image: container.config?.image ?? "",
                       labels: container.labels, exitCode: container.exitCode)
     }

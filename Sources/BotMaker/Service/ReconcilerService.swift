@@ -28,8 +28,9 @@ public final class ReconcilerService: Service, Sendable {
     private let logger: Logger
     private let resyncs: AsyncStream<ResyncTrigger>
     private let resyncContinuation: AsyncStream<ResyncTrigger>.Continuation
-    /// The store revision the queue has seen everything up to; nil until the first resync succeeds.
-    private let seenRevision = NIOLockedValueBox<Int64?>(nil)
+    /// The store revision the queue has seen everything up to, and the `data_version` read just before that
+    /// view was taken; nil until the first resync succeeds.
+    private let seen = NIOLockedValueBox<(revision: Int64, dataVersion: Int?)?>(nil)
     private let changesNoticed = NIOLockedValueBox(0)
 
     public init(controller: Controller, settings: Settings = .init(), logger: Logger) {
@@ -80,8 +81,10 @@ public final class ReconcilerService: Service, Sendable {
     /// One full comparison; never throws: failures are recorded and retried on the next trigger.
     func resync(_ trigger: ResyncTrigger) async {
         do {
+            // data_version first: a commit after this read changes it, so the poller looks even if the view had it.
+            let version = try? await controller.store.dataVersion()
             let view = try await controller.resync()
-            seenRevision.withLockedValue { $0 = view.snapshot.revision }
+            seen.withLockedValue { $0 = (view.snapshot.revision, version) }
             controller.metrics.resync(trigger: trigger.rawValue, result: "ok")
         } catch let error as ContainerError {
             controller.metrics.resync(trigger: trigger.rawValue, result: "error")
@@ -98,28 +101,31 @@ public final class ReconcilerService: Service, Sendable {
     /// Polls `PRAGMA data_version` on the store's own connection (so our own writes never wake us);
     /// on a change, queues only the bots changed since the last revision seen.
     func pollDatabase() async {
-        var version = try? await controller.store.dataVersion()
         while !Task.isCancelled {
             do { try await Task.sleep(for: settings.pollInterval) } catch { return }
             controller.metrics.queue(controller.queue.stats, now: controller.clock.now())
-            guard let current = try? await controller.store.dataVersion(), current != version else { continue }
-            version = current
+            guard let baseline = seen.withLockedValue({ $0 }),
+                  let current = try? await controller.store.dataVersion(), current != baseline.dataVersion else { continue }
             changesNoticed.withLockedValue { $0 += 1 }
-            await queueChanges()
+            await queueChanges(since: baseline.revision, dataVersion: current)
         }
     }
 
-    /// Queues the bots changed since the revision last seen (a full resync when there is none, or the store went back).
-    func queueChanges() async {
-        guard let since = seenRevision.withLockedValue({ $0 }) else { return requestResync(.startup) }
+    /// Queues the bots changed since `revision` (a full resync when the store went back); on success the
+    /// poller's baseline moves to `dataVersion`, else the same changes are read again on the next poll.
+    func queueChanges(since revision: Int64, dataVersion: Int) async {
         do {
-            let changes = try await controller.store.changes(since: since)
+            let changes = try await controller.store.changes(since: revision)
             if changes.isReset {
                 logger.warning("the database's revision went back (replaced or restored?): full resync")
+                seen.withLockedValue { $0?.dataVersion = dataVersion }
                 return requestResync(.reset)
             }
             for id in changes.botIds { controller.queue.add(.bot(id)) }
-            seenRevision.withLockedValue { $0 = changes.revision }
+            seen.withLockedValue { seen in
+                // A resync that finished meanwhile has the newer view: keep it.
+                if let current = seen, current.revision == revision { seen = (changes.revision, dataVersion) }
+            }
             if !changes.botIds.isEmpty { logger.debug("database changes", metadata: ["bots": "\(changes.botIds.count)"]) }
         } catch {
             logger.error("cannot read database changes", metadata: ["error": "\(error)"])
@@ -133,10 +139,12 @@ public final class ReconcilerService: Service, Sendable {
         var isReconnect = false
         while !Task.isCancelled {
             let connected = NIOLockedValueBox(false)
-            let announce = isReconnect
+            let trigger: ResyncTrigger = isReconnect ? .reconnect : .startup
+            // Events before a subscription are not replayed: every connect, the first included, asks for a resync
+            // (coalesced with the start-up one when that is still pending).
             let stream = controller.runtime.events { [self] in
                 connected.withLockedValue { $0 = true }
-                if announce { requestResync(.reconnect) }
+                requestResync(trigger)
             }
             do {
                 for try await event in stream where event.changesState {

@@ -171,11 +171,12 @@ BEGIN
     DELETE FROM bot_tombstones WHERE bot_id = NEW.id;
 END;
 
--- Fires for every update that did not itself set the revision (its own stamp does not recurse).
+-- Fires for every update except the stamp itself (which sets the row to the current revision), so an
+-- edit that sets `revision` by hand is still stamped.
 CREATE TRIGGER bots_revision_after_update
 AFTER UPDATE ON bots
 FOR EACH ROW
-WHEN NEW.revision IS OLD.revision
+WHEN NEW.revision IS NOT (SELECT revision FROM store_revision WHERE id = 1)
 BEGIN
     UPDATE store_revision SET revision = revision + 1 WHERE id = 1;
     UPDATE bots SET revision = (SELECT revision FROM store_revision WHERE id = 1) WHERE rowid = NEW.rowid;
@@ -192,6 +193,16 @@ BEGIN
     UPDATE store_revision SET revision = revision + 1 WHERE id = 1;
     INSERT INTO bot_tombstones (bot_id, revision) VALUES (OLD.id, (SELECT revision FROM store_revision WHERE id = 1))
         ON CONFLICT(bot_id) DO UPDATE SET revision = excluded.revision, deleted_at = excluded.deleted_at;
+END;
+
+-- The stamp is not an edit: it must not refresh updated_at (nor recurse with PRAGMA recursive_triggers on).
+DROP TRIGGER bots_touch_updated_at;
+CREATE TRIGGER bots_touch_updated_at
+AFTER UPDATE ON bots
+FOR EACH ROW
+WHEN NEW.updated_at IS OLD.updated_at AND NEW.revision IS OLD.revision
+BEGIN
+    UPDATE bots SET updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE id = NEW.id;
 END;
 
 -- What a worker is doing right now ('stopping', 'creating', …) and since when; cleared with the outcome.

@@ -48,3 +48,20 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// Sets `last_error_*` on every bot not already showing `code`, in one statement: an engine-wide error
+    /// (the engine cannot be listed) must not overwrite anything else a worker records at the same time.
+    public func recordFleetError(code: String, message: String, at: Date) async throws {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO bot_status (bot_id, last_error_code, last_error_message, last_error_at, last_reconciled_at)
+                SELECT id, ?, ?, ?, ? FROM bots WHERE true
+                ON CONFLICT(bot_id) DO UPDATE SET last_error_code = excluded.last_error_code,
+                    last_error_message = excluded.last_error_message, last_error_at = excluded.last_error_at,
+                    last_reconciled_at = excluded.last_reconciled_at
+                WHERE bot_status.last_error_code IS NOT excluded.last_error_code
+                """, arguments: [code, message, at, at])
+        }
+    }
+}
