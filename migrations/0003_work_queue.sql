@@ -30,12 +30,12 @@ BEGIN
     DELETE FROM bot_tombstones WHERE bot_id = NEW.id;
 END;
 
--- Fires for every update except the stamp itself (which sets the row to the current revision), so an
--- edit that sets `revision` by hand is still stamped.
+-- Fires for every edit: one that leaves `revision` alone, or one that sets it by hand to anything but the
+-- current revision. The stamp itself (which moves `revision` to the current one) does not fire it again.
 CREATE TRIGGER bots_revision_after_update
 AFTER UPDATE ON bots
 FOR EACH ROW
-WHEN NEW.revision IS NOT (SELECT revision FROM store_revision WHERE id = 1)
+WHEN NEW.revision IS OLD.revision OR NEW.revision IS NOT (SELECT revision FROM store_revision WHERE id = 1)
 BEGIN
     UPDATE store_revision SET revision = revision + 1 WHERE id = 1;
     UPDATE bots SET revision = (SELECT revision FROM store_revision WHERE id = 1) WHERE rowid = NEW.rowid;

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Botmaker: AsyncParsableCommand {
@@ -8,8 +9,14 @@ struct Botmaker: AsyncParsableCommand {
         discussion: """
             Declare bots in the database (with `botmaker bot …` or the sqlite3 shell), then
             `botmaker reconcile` converges Docker once and `botmaker run` keeps it converged.
+            Global options (--db, --docker-host, --secrets-dir, --instance, --log-level, --log-format) may come
+            before or after the subcommand.
             """,
         version: "0.1.0",
         subcommands: [Migrate.self, BotCommand.self, Secrets.self, Reconcile.self, Run.self, Status.self]
     )
+
+    static func main() async {
+        await main(GlobalOptions.placingGlobalOptions(Array(CommandLine.arguments.dropFirst()), root: Botmaker.self))
+    }
 }

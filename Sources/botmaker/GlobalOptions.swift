@@ -51,12 +51,23 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 
-    func openStore(readOnly: Bool = false) throws -> Store {
+    /// Opens the database. Only `migrate` creates one (`creating`): everywhere else a missing file is an
+    /// error, since a mistyped `--db` (or the wrong working directory) must never look like an empty fleet.
+    func openStore(readOnly: Bool = false, creating: Bool = false) throws -> Store {
         bootstrapLogging()
+        if !creating { try requireDatabase() }
         do {
             return try Store.open(path: databasePath, options: .init(readOnly: readOnly))
         } catch {
             throw CLIError("\(error)")
+        }
+    }
+
+    /// Refuses a database path that names no file (checked before any lock file is made beside it).
+    func requireDatabase() throws {
+        guard FileManager.default.fileExists(atPath: databasePath) else {
+            let absolute = URL(fileURLWithPath: databasePath).standardizedFileURL.path
+            throw CLIError("no database at \(absolute); create it with `botmaker migrate` (or check --db and BOTMAKER_DB)")
         }
     }
 
@@ -72,6 +83,41 @@ struct GlobalOptions: ParsableArguments {
         } catch {
             throw CLIError("\(error.code.rawValue): \(error.message)")
         }
+    }
+}
+
+extension GlobalOptions {
+    /// Options that take a value and belong to every command.
+    static let valued = ["--db", "--docker-host", "--secrets-dir", "--instance", "--log-level", "--log-format"]
+
+    /// Moves global options given before the subcommand to just after it (`botmaker --db x.db status` →
+    /// `botmaker status --db x.db`), since ArgumentParser reads options per command.
+    static func placingGlobalOptions(_ arguments: [String], root: any ParsableCommand.Type) -> [String] {
+        var leading: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if valued.contains(argument), index + 1 < arguments.count {
+                leading += [argument, arguments[index + 1]]
+                index += 2
+            } else if valued.contains(where: { argument.hasPrefix($0 + "=") }) {
+                leading.append(argument)
+                index += 1
+            } else {
+                break
+            }
+        }
+        guard !leading.isEmpty else { return arguments }
+        var rest = Array(arguments[index...])
+        var command = root
+        var position = 0
+        while position < rest.count,
+              let next = command.configuration.subcommands.first(where: { $0._commandName == rest[position] }) {
+            command = next
+            position += 1
+        }
+        rest.insert(contentsOf: leading, at: position)
+        return rest
     }
 }
 

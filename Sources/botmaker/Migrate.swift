@@ -9,7 +9,7 @@ extension Botmaker {
         @OptionGroup var global: GlobalOptions
 
         func run() async throws {
-            let store = try global.openStore()
+            let store = try global.openStore(creating: true)
             let applied = try store.appliedMigrations()
             print("database \(store.path): schema \(applied.last ?? "empty") (\(applied.count) migration\(applied.count == 1 ? "" : "s") applied)")
         }

@@ -76,6 +76,7 @@ extension Botmaker {
 
         func run() async throws {
             // Applying needs the reconciler lock (one per database); a dry run changes nothing and does not.
+            try global.requireDatabase()
             let lock: ReconcilerLock?
             do { lock = dryRun ? nil : try ReconcilerLock.acquire(databasePath: global.databasePath) } catch { throw CLIError(error.message) }
             defer { withExtendedLifetime(lock) {} }

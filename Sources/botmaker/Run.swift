@@ -47,6 +47,7 @@ extension Botmaker {
         func run() async throws {
             global.bootstrapLogging(defaultLevel: .info)
             let logger = Logger(label: "botmaker")
+            try global.requireDatabase()
             let lock: ReconcilerLock
             do { lock = try ReconcilerLock.acquire(databasePath: global.databasePath) } catch { throw CLIError(error.message) }
             let store = try global.openStore()

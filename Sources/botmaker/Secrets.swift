@@ -19,9 +19,13 @@ extension Botmaker.Secrets {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Bot id.") var id: String
         @Argument(help: "Secret name: A-Z, 0-9 and _, up to 64 characters.") var name: String
+        @Flag(help: "Store an empty value (refused otherwise: an empty standard input is usually a mistake).") var allowEmpty = false
 
         func run() async throws {
             let value = FileHandle.standardInput.readDataToEndOfFile()
+            if value.isEmpty && !allowEmpty {
+                throw CLIError("standard input was empty: no secret stored (pipe the value in, or pass --allow-empty to store an empty one)")
+            }
             do {
                 try global.secrets().set(botId: id, name: name, value: value)
             } catch {

@@ -64,6 +64,7 @@ import TestSupport
     ])
     func errorsAreOneLineAndNonZero(_ arguments: [String], _ expected: String) async throws {
         try await withEnv { env in
+            #expect(try await env.run(["migrate"]).status == 0)
             let output = try await env.run(arguments, stdin: "value")
             #expect(output.status != 0)
             #expect(output.stderr.contains(expected), "\(output.stderr)")
@@ -74,6 +75,7 @@ import TestSupport
 
     @Test func duplicateAddIsRefused() async throws {
         try await withEnv { env in
+            #expect(try await env.run(["migrate"]).status == 0)
             await #expect(try env.run(["bot", "add", "a", "--image", "img"]).status == 0)
             let again = try await env.run(["bot", "add", "a", "--image", "img"])
             #expect(again.status != 0)
@@ -161,6 +163,46 @@ import TestSupport
             let status = await service.waitForExit(timeout: 45)
             #expect(status != nil && status != 0, "\(service.log)")
             #expect(service.log.lowercased().contains("address already in use"), "\(service.log)")
+        }
+    }
+
+    /// Only `migrate` creates a database: a mistyped --db must never look like an empty fleet (and leaves no file).
+    @Test(arguments: [["status"], ["bot", "add", "a", "--image", "img"], ["bot", "ls"], ["bot", "rm", "a"], ["reconcile", "--dry-run"],
+                      ["reconcile"], ["run"]])
+    func aMissingDatabaseIsRefusedByEveryCommandButMigrate(_ arguments: [String]) async throws {
+        try await withEnv { env in
+            let output = try await env.run(arguments + ["--docker-host", "unix://\(env.dir.file("no-engine.sock"))"])
+            #expect(output.status == 1, "\(output.stderr)")
+            #expect(output.stderr.contains("no database at \(env.db)"), "\(output.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: env.db))
+            #expect(!FileManager.default.fileExists(atPath: env.db + ".lock"))
+            #expect(try await env.run(["migrate"]).status == 0)
+            #expect(FileManager.default.fileExists(atPath: env.db))
+        }
+    }
+
+    /// Global options are accepted before the subcommand too, as in every comparable CLI.
+    @Test func globalOptionsMayComeBeforeTheSubcommand() async throws {
+        try await withEnv { env in
+            let migrate = try await runProcess([botmakerBinary, "--db", env.db, "migrate"])
+            #expect(migrate.status == 0, "\(migrate.stderr)")
+            let add = try await runProcess([botmakerBinary, "--db=\(env.db)", "--log-level", "error", "bot", "add", "a", "--image", "img:1"])
+            #expect(add.status == 0, "\(add.stderr)")
+            let list = try await runProcess([botmakerBinary, "--db", env.db, "bot", "ls", "--json"])
+            #expect(list.status == 0 && list.stdout.contains("\"id\" : \"a\""), "\(list.stdout)\(list.stderr)")
+            #expect(try await runProcess([botmakerBinary, "--db", env.db, "status"]).status == 0)
+        }
+    }
+
+    /// An empty standard input is refused unless `--allow-empty` says it is meant.
+    @Test func anEmptySecretIsRefusedUnlessAllowed() async throws {
+        try await withEnv { env in
+            let empty = try await env.run(["secrets", "set", "alpha", "API_TOKEN"], stdin: "")
+            #expect(empty.status != 0)
+            #expect(empty.stderr.contains("--allow-empty"), "\(empty.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: env.dir.file("secrets/alpha/API_TOKEN")))
+            #expect(try await env.run(["secrets", "set", "alpha", "API_TOKEN", "--allow-empty"], stdin: "").status == 0)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: env.dir.file("secrets/alpha/API_TOKEN"))).isEmpty)
         }
     }
 }

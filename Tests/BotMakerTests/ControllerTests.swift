@@ -254,4 +254,22 @@ import TestSupport
         #expect(try await fixture.status("a") == after, "already recorded: nothing changes")
         #expect(fixture.store.writeTransactions == writes + 1)
     }
+
+    /// A new fleet of stopped bots costs one list and one write, not one inspect and one write per bot.
+    @Test func firstSightingsAreRecordedByTheResyncInOneWrite() async throws {
+        let fixture = try Fixture()
+        for index in 0..<200 { try fixture.store.addBot(id: "s\(index)", changes: BotChanges(image: "img:1", desiredState: .stopped)) }
+        try fixture.add("r")
+        let writes = fixture.store.writeTransactions
+        try await fixture.controller.resync()
+        #expect(fixture.store.writeTransactions == writes + 1)
+        #expect(fixture.controller.queue.stats.depth == 1, "only the running bot needs a worker")
+        #expect(await fixture.runtime.calls.count == 1)
+        #expect(try await fixture.status("s199")?.actualState == "absent")
+        #expect(try await fixture.status("r") == nil)
+        // Converged now: the next resync writes nothing and queues nothing new.
+        _ = await fixture.controller.queue.next()
+        try await fixture.controller.resync()
+        #expect(fixture.store.writeTransactions == writes + 1)
+    }
 }

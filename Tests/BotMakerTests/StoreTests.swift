@@ -205,6 +205,14 @@ import TestSupport
         #expect(try await changed() == ["b"])
         try store.requestRestart(id: "d")
         #expect(try await changed() == ["d"])
+        // Regression (found by the benchmark): the row changed last, changed again, was not stamped.
+        for state in ["stopped", "running", "stopped"] {
+            try await sql("UPDATE bots SET desired_state = '\(state)' WHERE id = 'd'")
+            #expect(try await changed() == ["d"])
+        }
+        // A hand-set revision does not hide an edit.
+        try await sql("UPDATE bots SET restart_requested_at = 'x', revision = 1 WHERE id = 'a'")
+        #expect(try await changed() == ["a"])
         // Writes to status and events are not changes of the desired state.
         try await store.record(statuses: [BotStatus(botId: "a")], events: [BotEvent(at: Date(), botId: "a", action: "x", result: "ok")])
         #expect(try await changed() == [])

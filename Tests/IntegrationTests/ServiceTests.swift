@@ -123,6 +123,37 @@ struct ServiceTests {
         }
     }
 
+    /// The database path is watched: replaced with `mv` the service exits non-zero on its own (it never acts on
+    /// the detached file) and a restart converges to the new file; deleted with `rm`, the same.
+    @Test(.timeLimit(.minutes(3))) func aReplacedOrDeletedDatabaseStopsTheService() async throws {
+        try await withService("swap") { deployment, service, client in
+            try await deployment.insertBots(["a"])
+            try await eventually("a running") { try await state(deployment, client, "a")?.state == "running" }
+
+            // A restored copy: the same bot plus one more, made at another path, then moved over the live file.
+            let copy = deployment.dir.file("restored.db")
+            #expect(try await runProcess([botmakerBinary, "migrate", "--db", copy]).status == 0)
+            let values = ["a", "b"].map { "('\(deployment.bot($0))', '\(TestDocker.image)')" }.joined(separator: ",")
+            #expect(try await runProcess(["sqlite3", copy, "INSERT INTO bots (id, image) VALUES \(values)"]).status == 0)
+            #expect(try await runProcess(["mv", copy, deployment.db]).status == 0)
+            let exit = await service.waitForExit(timeout: 60)
+            #expect(exit != nil && exit != 0, "\(service.log)")
+            #expect(service.log.contains("now names another file"), "\(service.log)")
+            #expect(try await state(deployment, client, "b") == nil, "the detached service acted on the new file")
+
+            let restarted = try ServiceProcess(arguments: deployment.commonArguments + ["--poll-interval", "0.1"],
+                                               logPath: deployment.dir.file("run2.log"))
+            try await eventually("b running after the restart") { try await state(deployment, client, "b")?.state == "running" }
+            #expect(try await state(deployment, client, "a")?.state == "running")
+
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: deployment.db + suffix) }
+            let gone = await restarted.waitForExit(timeout: 60)
+            #expect(gone != nil && gone != 0, "\(restarted.log)")
+            #expect(restarted.log.contains("is gone"), "\(restarted.log)")
+            #expect(try await state(deployment, client, "a")?.state == "running", "a deleted database removes nothing")
+        }
+    }
+
     @Test(.timeLimit(.minutes(3))) func sigtermDuringALargeApplyExitsZeroAndLeavesOnlyLabelledContainers() async throws {
         try await withService("term") { deployment, service, client in
             try await deployment.insertBots((1...16).map { "b\($0)" })

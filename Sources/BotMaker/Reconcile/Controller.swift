@@ -74,7 +74,18 @@ public final class Controller: Sendable {
     @discardableResult
     public func resync() async throws -> FleetView {
         let view = try await FleetView.load(store: store, runtime: runtime, secrets: secrets, now: clock.now())
-        let (now, later) = view.keysToWork()
+        var (now, later) = view.keysToWork()
+        // First sightings (a bot with no status row, nothing to do but record what was seen) are written here in
+        // one transaction rather than by one worker each: a new 50,000-row fleet is one write, not 50,000 looks.
+        let firstSightings = view.firstSightings()
+        if !firstSightings.isEmpty {
+            do {
+                try await store.recordFirstSightings(firstSightings)
+                for status in firstSightings { now.remove(.bot(status.botId)) }
+            } catch {
+                logger.warning("cannot record first sightings; the workers will", metadata: ["error": "\(error)"])
+            }
+        }
         for key in now.sorted(by: { $0.description < $1.description }) { queue.add(key) }
         for (key, at) in later { requeue(key, at: at) }
         metrics.fleet(view)

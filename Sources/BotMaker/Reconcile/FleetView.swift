@@ -51,6 +51,12 @@ public struct FleetView: Sendable {
         return merged
     }
 
+    /// Status rows of bots that have none yet and need nothing else: no action, no error event.
+    public func firstSightings() -> [BotStatus] {
+        let busy = Set(plan.actions.map(\.workKey)).union(plan.events.map { WorkKey.bot($0.botId) })
+        return plan.statusUpdates.filter { snapshot.statuses[$0.botId] == nil && !busy.contains(.bot($0.botId)) }
+    }
+
     /// The keys this view says need work now, and the ones that wait for a deadline.
     public func keysToWork() -> (now: Set<WorkKey>, later: [WorkKey: Date]) {
         var now = Set<WorkKey>()

@@ -32,6 +32,8 @@ public final class ReconcilerService: Service, Sendable {
     /// view was taken; nil until the first resync succeeds.
     private let seen = NIOLockedValueBox<(revision: Int64, dataVersion: Int?)?>(nil)
     private let changesNoticed = NIOLockedValueBox(0)
+    /// Set when the service must stop with an error (the database path no longer names its file).
+    private let failure = NIOLockedValueBox<StoreError?>(nil)
 
     public init(controller: Controller, settings: Settings = .init(), logger: Logger) {
         self.controller = controller
@@ -67,10 +69,16 @@ public final class ReconcilerService: Service, Sendable {
                 group.cancelAll()
             }
         } onGracefulShutdown: {
-            self.controller.queue.shutDown()
-            self.resyncContinuation.finish()
+            self.stopTakingWork()
         }
+        if let failure = failure.withLockedValue({ $0 }) { throw failure }
         logger.info("reconciler stopped")
+    }
+
+    /// Workers finish the bot in hand and take no other; no new resync starts.
+    private func stopTakingWork() {
+        controller.queue.shutDown()
+        resyncContinuation.finish()
     }
 
     /// Runs the full comparison for each trigger, one at a time.
@@ -104,6 +112,13 @@ public final class ReconcilerService: Service, Sendable {
         while !Task.isCancelled {
             do { try await Task.sleep(for: settings.pollInterval) } catch { return }
             controller.metrics.queue(controller.queue.stats, now: controller.clock.now())
+            // Never act on a detached file: a replaced or deleted database ends the service with an error,
+            // so a supervisor restarts it against what the path names now.
+            if let problem = controller.store.pathProblem() {
+                logger.critical("\(problem); stopping so the service can be restarted against it")
+                failure.withLockedValue { $0 = StoreError(problem) }
+                return stopTakingWork()
+            }
             guard let baseline = seen.withLockedValue({ $0 }),
                   let current = try? await controller.store.dataVersion(), current != baseline.dataVersion else { continue }
             changesNoticed.withLockedValue { $0 += 1 }

@@ -65,3 +65,12 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// Writes status rows for bots that have none yet, in one transaction; a row that exists by then (a worker
+    /// wrote it meanwhile) is left as it is.
+    public func recordFirstSightings(_ statuses: [BotStatus]) async throws {
+        guard !statuses.isEmpty else { return }
+        try await write { db in try Self.writeRecords(db, statuses: statuses, events: [], onlyIfMissing: true) }
+    }
+}

@@ -24,6 +24,8 @@ public struct Store: Sendable {
     }
 
     public let path: String
+    /// The file the store opened (device and inode), to notice when `path` stops naming it.
+    public let openedFile: FileIdentity?
     let writer: any DatabaseWriter
     private let writes = WriteCounter()
 
@@ -55,7 +57,7 @@ public struct Store: Sendable {
         } catch {
             throw StoreError("cannot open database \(path): \(Self.describe(error))")
         }
-        let store = Store(path: path, writer: queue)
+        let store = Store(path: path, openedFile: FileIdentity(path: path), writer: queue)
         try store.checkSchema(migrating: !options.readOnly)
         return store
     }
@@ -135,6 +137,32 @@ public struct Store: Sendable {
     }
 }
 
+/// A file's identity (device and inode): equal for the same file whatever its name, different for a copy.
+public struct FileIdentity: Sendable, Equatable, CustomStringConvertible {
+    public var device: UInt64
+    public var inode: UInt64
+
+    /// The identity of the file `path` names now, or nil when it names nothing.
+    public init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+    }
+
+    public var description: String { "device \(device), inode \(inode)" }
+}
+
+extension Store {
+    /// Nil while `path` still names the file this store opened; else why it does not (replaced, moved or deleted).
+    public func pathProblem() -> String? {
+        let absolute = SecretsManager.absolute(path)
+        guard let now = FileIdentity(path: path) else { return "the database \(absolute) is gone (deleted or moved away)" }
+        guard let opened = openedFile, now != opened else { return nil }
+        return "the database path \(absolute) now names another file (\(now), opened \(opened)): replaced or restored"
+    }
+}
+
 final class WriteCounter: @unchecked Sendable {
     private var count = 0
     private let lock = NSLock()
@@ -196,7 +224,7 @@ extension Store {
 
     /// Bot ids are bound as bytes and cast to TEXT: GRDB binds a String as a C string, which would cut
     /// an id at a NUL byte and touch another bot's row.
-    static func writeRecords(_ db: Database, statuses: [BotStatus], events: [BotEvent]) throws {
+    static func writeRecords(_ db: Database, statuses: [BotStatus], events: [BotEvent], onlyIfMissing: Bool = false) throws {
         for status in statuses {
             let id = Data(status.botId.utf8)
             guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM bots WHERE id = CAST(? AS TEXT))", arguments: [id]) == true else {
@@ -208,7 +236,7 @@ extension Store {
                 sql: """
                     INSERT INTO bot_status (bot_id, \(columns.joined(separator: ", ")))
                     VALUES (CAST(? AS TEXT), \(Array(repeating: "?", count: columns.count).joined(separator: ", ")))
-                    ON CONFLICT(bot_id) DO UPDATE SET \(columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
+                    ON CONFLICT(bot_id) DO \(onlyIfMissing ? "NOTHING" : "UPDATE SET " + columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
                     """,
                 arguments: StatementArguments([id.databaseValue] + values.map(\.value)))
         }
