@@ -133,8 +133,9 @@ struct ServiceTests {
             // A restored copy: the same bot plus one more, made at another path, then moved over the live file.
             let copy = deployment.dir.file("restored.db")
             #expect(try await runProcess([botmakerBinary, "migrate", "--db", copy]).status == 0)
-            let values = ["a", "b"].map { "('\(deployment.bot($0))', '\(TestDocker.image)')" }.joined(separator: ",")
-            #expect(try await runProcess(["sqlite3", copy, "INSERT INTO bots (id, image) VALUES \(values)"]).status == 0)
+            let firstA = try #require(try await state(deployment, client, "a")?.id)
+            let values = ["a", "b"].map { "('\(deployment.bot($0))', '\(TestDocker.image)', '[\"GREETING=hello\"]')" }.joined(separator: ",")
+            #expect(try await runProcess(["sqlite3", copy, "INSERT INTO bots (id, image, environment) VALUES \(values)"]).status == 0)
             #expect(try await runProcess(["mv", copy, deployment.db]).status == 0)
             let exit = await service.waitForExit(timeout: 60)
             #expect(exit != nil && exit != 0, "\(service.log)")
@@ -144,13 +145,14 @@ struct ServiceTests {
             let restarted = try ServiceProcess(arguments: deployment.commonArguments + ["--poll-interval", "0.1"],
                                                logPath: deployment.dir.file("run2.log"))
             try await eventually("b running after the restart") { try await state(deployment, client, "b")?.state == "running" }
-            #expect(try await state(deployment, client, "a")?.state == "running")
+            let a = try await state(deployment, client, "a")
+            #expect(a?.state == "running" && a?.id == firstA, "a, the same in both files, keeps its container")
 
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: deployment.db + suffix) }
             let gone = await restarted.waitForExit(timeout: 60)
             #expect(gone != nil && gone != 0, "\(restarted.log)")
             #expect(restarted.log.contains("is gone"), "\(restarted.log)")
-            #expect(try await state(deployment, client, "a")?.state == "running", "a deleted database removes nothing")
+            #expect(try await state(deployment, client, "a")?.id == firstA, "a deleted database removes nothing")
         }
     }
 
