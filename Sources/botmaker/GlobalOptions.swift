@@ -76,10 +76,12 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// The engine: the Docker Engine API at `--docker-host` (else `DOCKER_HOST`, else the default socket).
-    func runtime(stopGraceSeconds: Int = 10, logger: Logger, observer: (@Sendable (EngineRequest) -> Void)? = nil) throws -> any ContainerRuntime {
+    /// The engine for `store`'s bots: its containers carry the database's identity as `botmaker.owner`.
+    func runtime(for store: Store, stopGraceSeconds: Int = 10, logger: Logger,
+                 observer: (@Sendable (EngineRequest) -> Void)? = nil) throws -> any ContainerRuntime {
         do {
             return try DockerService.connect(host: dockerHost, stopGraceSeconds: stopGraceSeconds, instance: instanceName,
-                                             logger: logger, observer: observer)
+                                             owner: store.ownerId, logger: logger, observer: observer)
         } catch {
             throw CLIError("\(error.code.rawValue): \(error.message)")
         }

@@ -83,7 +83,7 @@ extension Botmaker {
             let store = try global.openStore(readOnly: dryRun)
             let logger = Logger(label: "botmaker")
             let tally = RequestTally()
-            let runtime = try global.runtime(stopGraceSeconds: options.stopGrace, logger: logger, observer: tally.observer)
+            let runtime = try global.runtime(for: store, stopGraceSeconds: options.stopGrace, logger: logger, observer: tally.observer)
             let started = ContinuousClock.now
             defer {
                 if stats {

@@ -54,7 +54,7 @@ extension Botmaker {
 
             let registry = PrometheusCollectorRegistry()
             if metricsAddr != nil { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
-            let runtime = try global.runtime(stopGraceSeconds: options.stopGrace, logger: logger,
+            let runtime = try global.runtime(for: store, stopGraceSeconds: options.stopGrace, logger: logger,
                                              observer: ReconcilerMetrics.engineRequestObserver)
             let controller = options.controller(store: store, runtime: runtime, global: global, logger: logger)
             var settings = ReconcilerService.Settings()

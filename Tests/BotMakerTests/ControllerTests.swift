@@ -18,7 +18,7 @@ import TestSupport
         init(concurrency: Int = 4) throws {
             dir = try TemporaryDirectory()
             store = try Store.open(path: dir.file("bots.db"))
-            runtime = InMemoryRuntime(clock: clock)
+            runtime = InMemoryRuntime(clock: clock, owner: store.ownerId)
             let (stream, continuation) = AsyncStream.makeStream(of: KeyReport.self)
             reports = stream
             controller = Controller(store: store, runtime: runtime, secrets: SecretsManager(root: dir.file("secrets")),
@@ -147,7 +147,7 @@ import TestSupport
 
     @Test func orphansAndStraysAreKeysAndAreRemoved() async throws {
         let fixture = try Fixture()
-        let ours = [BotLabels.managed: "true", BotLabels.instance: BotLabels.defaultInstance]
+        let ours = [BotLabels.managed: "true", BotLabels.instance: BotLabels.defaultInstance, BotLabels.owner: fixture.store.ownerId]
         await fixture.runtime.addContainer(name: "botmaker-gone", labels: ours.merging([BotLabels.botId: "gone"]) { a, _ in a })
         let stray = await fixture.runtime.addContainer(name: "renamed", labels: ours.merging([BotLabels.botId: "x"]) { a, _ in a })
         let view = try await fixture.controller.resync()
@@ -271,5 +271,32 @@ import TestSupport
         _ = await fixture.controller.queue.next()
         try await fixture.controller.resync()
         #expect(fixture.store.writeTransactions == writes + 1)
+    }
+
+    /// Containers of our instance without an owner label (an older botmaker, or another BotMaker install such
+    /// as upstream's, which labels `botmaker.managed` and `botmaker.bot-id` but no owner) are never removed as
+    /// orphans; one that is exactly a bot's is adopted; another database's holds its name (`OWNER_CONFLICT`).
+    @Test func unownedAndOtherOwnersContainersAreLeftAlone() async throws {
+        let fixture = try Fixture()
+        let upstream = [BotLabels.managed: "true", BotLabels.botId: "5b0c1f7e-9a43-4f8e-b0a7-3c1d2e4f5a6b", "botmaker.bot-hostname": "sales"]
+        let stranger = await fixture.runtime.addContainer(name: "botmaker-sales", labels: upstream)
+        let legacy = await fixture.runtime.addContainer(name: "botmaker-kept",
+                                                        labels: [BotLabels.managed: "true", BotLabels.botId: "kept"], running: false)
+        let other = await fixture.runtime.addContainer(
+            name: "botmaker-mine", labels: [BotLabels.managed: "true", BotLabels.botId: "mine", BotLabels.owner: String(repeating: "0", count: 32)])
+        try fixture.add("kept", "mine")
+        let outcome = try await fixture.controller.reconcileOnce()
+        let plan = outcome.view.merging(outcome.reports)
+        let kinds = Dictionary(uniqueKeysWithValues: plan.actions.map { ($0.containerName, $0.kind) })
+        #expect(kinds["botmaker-sales"] == .unowned)
+        #expect(kinds["botmaker-kept"] == .recreate, "exactly the bot's: adopted (and, its spec unknown, recreated)")
+        #expect(kinds["botmaker-mine"] == .blocked)
+        #expect(try await fixture.status("mine")?.lastErrorCode == "OWNER_CONFLICT")
+        let left = await fixture.runtime.allContainers
+        #expect(Set(left.map(\.id)).isSuperset(of: [stranger, other]))
+        #expect(!left.map(\.id).contains(legacy))
+        #expect(await fixture.runtime.container(botId: "kept")?.labels[BotLabels.owner] == fixture.store.ownerId)
+        #expect(await fixture.runtime.container(botId: "sales")?.state == .running)
+        #expect(await fixture.runtime.calls.filter { $0.0 != .observe && ($0.1 == "sales" || $0.1 == "mine") }.isEmpty)
     }
 }

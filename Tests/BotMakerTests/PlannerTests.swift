@@ -187,4 +187,36 @@ import Testing
         let bots = ["c", "a", "b"].map { Self.bot($0) }
         #expect(Self.plan(bots, []).actions.map(\.botId) == ["a", "b", "c"])
     }
+
+    /// With a database identity: ours (owner label) are managed as always; a container without an owner label is
+    /// adopted only when it is exactly a bot's, else reported as unowned and never removed; another database's
+    /// container holding a bot's name blocks it with OWNER_CONFLICT.
+    @Test func ownershipDecidesWhatMayBeTouched() {
+        let owner = String(repeating: "a", count: 32)
+        func labelled(_ container: ContainerInfo, owner: String?, botIdLabel: String? = nil) -> ContainerInfo {
+            var copy = container
+            copy.labels["botmaker.owner"] = owner
+            if let botIdLabel { copy.labels["botmaker.bot-id"] = botIdLabel; copy.botId = botIdLabel }
+            return copy
+        }
+        let kept = Self.bot("kept")
+        let orphanOurs = labelled(Self.container(Self.bot("gone"), .running), owner: owner)
+        let orphanUnowned = labelled(Self.container(Self.bot("old"), .running), owner: nil)
+        let adopted = labelled(Self.container(kept, .exited), owner: nil)
+        let upstream = labelled(Self.container(Self.bot("sales"), .running), owner: nil, botIdLabel: "5b0c1f7e")
+        let plan = Planner.plan(PlannerInput(
+            desired: [kept, Self.bot("sales"), Self.bot("theirs")], observed: ObservedContainers(
+                managed: [orphanOurs, orphanUnowned, adopted, upstream],
+                foreignNames: ["botmaker-theirs": "c-theirs"], otherOwners: ["botmaker-theirs": String(repeating: "b", count: 32)]),
+            ownerId: owner, now: Self.now))
+        func kinds(_ name: String) -> [PlannedAction.Kind] { plan.actions.filter { $0.containerName == name }.map(\.kind) }
+        #expect(kinds("botmaker-gone") == [.remove])
+        #expect(kinds("botmaker-old") == [.unowned])
+        #expect(kinds("botmaker-kept") == [.start])
+        // The bot "sales" is blocked by the upstream container, which is itself reported as unowned.
+        #expect(Set(kinds("botmaker-sales")) == [.blocked, .unowned])
+        #expect(plan.actions.first { $0.containerName == "botmaker-sales" && $0.kind == .blocked }?.errorCode == .alreadyExists)
+        #expect(plan.actions.first { $0.containerName == "botmaker-theirs" }?.errorCode == .ownerConflict)
+        #expect(!plan.actions.contains { $0.kind == .remove && $0.containerId != orphanOurs.id })
+    }
 }

@@ -12,7 +12,7 @@ import TestSupport
         do {
             let store = try Store.open(path: path)
             #expect(try store.appliedMigrations() == Store.knownMigrations)
-            #expect(Store.knownMigrations == ["0001_init", "0002_recent_events", "0003_work_queue"])
+            #expect(Store.knownMigrations == ["0001_init", "0002_recent_events", "0003_work_queue", "0004_database_identity"])
             let mode = try await store.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
             #expect(mode == "wal")
             try store.addBot(id: "a", changes: BotChanges(image: "img:1"))
@@ -218,5 +218,17 @@ import TestSupport
         #expect(try await changed() == [])
         // A store whose revision went back (a replaced or restored file) says so.
         #expect(try await store.changes(since: seen + 100).isReset)
+    }
+
+    /// A database gets its identity at first migration; a copy of the file keeps it, another database has its own.
+    @Test func identityIsMadeOnceAndTravelsWithTheFile() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let first = try Store.open(path: dir.file("a.db")).ownerId  // closed again at once: the copy below is whole
+        #expect(first.count == 32 && first.allSatisfy(\.isHexDigit))
+        #expect(try Store.open(path: dir.file("a.db")).ownerId == first)
+        #expect(try await runProcess(["cp", dir.file("a.db"), dir.file("copy.db")]).status == 0)
+        #expect(try Store.open(path: dir.file("copy.db"), options: .init(readOnly: true)).ownerId == first)
+        #expect(try Store.open(path: dir.file("b.db")).ownerId != first)
     }
 }

@@ -326,4 +326,53 @@ struct ReconcileTests {
             for _ in 0..<3 { #expect(try await deployment.botmaker(["reconcile", "--dry-run", "--detailed-exitcode"]).status == 0) }
         }
     }
+
+    /// Issue "never destroy a fleet", scenario 1: two databases, one instance name, one engine. Each database's
+    /// containers carry its identity (`botmaker.owner`), so neither removes the other's bots as orphans, and a bot
+    /// whose name the other's container holds gets OWNER_CONFLICT. A container labelled the way upstream BotMaker
+    /// labels its bots (managed, a uuid bot-id, a hostname label, no owner) is reported as unowned and left alone.
+    @Test(.timeLimit(.minutes(3))) func twoDatabasesOnOneInstanceNeverTouchEachOthersBots() async throws {
+        try await withDeployment("owners") { deployment, client in
+            let second = deployment.dir.file("second.db")
+            func other(_ arguments: [String]) async throws -> ProcessOutput {
+                try await runProcess([botmakerBinary] + arguments + ["--db", second, "--secrets-dir", deployment.secretsDir,
+                                                                      "--instance", deployment.instance])
+            }
+            #expect(try await other(["migrate"]).status == 0)
+            try await deployment.insertBots(["twoa"])
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+            let nameA = "botmaker-\(deployment.bot("twoa"))"
+            let firstA = try #require(try await deployment.containers(client)[nameA]?.id)
+
+            let upstreamName = "botmaker-\(deployment.bot("up"))"
+            let upstream = try await runProcess([
+                "docker", "run", "-d", "--name", upstreamName, "--label", "botmaker.managed=true",
+                "--label", "botmaker.bot-id=5b0c1f7e-9a43-4f8e-b0a7-3c1d2e4f5a6b", "--label", "botmaker.bot-hostname=\(deployment.bot("up"))",
+                "--label", "botmaker.instance=\(deployment.instance)", TestDocker.image,
+            ])
+            #expect(upstream.status == 0, "\(upstream.stderr)")
+            let upstreamId = upstream.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+            let rows = ["twob", "twoa"].map { "('\(deployment.bot($0))', '\(TestDocker.image)')" }.joined(separator: ",")
+            #expect(try await runProcess(["sqlite3", second, "INSERT INTO bots (id, image) VALUES \(rows)"]).status == 0)
+            let dry = try await other(["reconcile", "--dry-run"])
+            #expect(dry.stdout.contains("0 to remove") && !dry.stdout.contains("\n-   "), "\(dry.stdout)")
+            #expect(dry.stdout.contains("?   \(upstreamName)"), "\(dry.stdout)")
+            #expect(dry.stdout.contains("[OWNER_CONFLICT]"), "\(dry.stdout)")
+            _ = try await other(["reconcile"])
+            let code = try await runProcess(["sqlite3", second, "SELECT last_error_code FROM bot_status WHERE bot_id = '\(deployment.bot("twoa"))'"])
+            #expect(code.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "OWNER_CONFLICT")
+
+            // The first database, run again, leaves the second's bot alone too; nothing of anyone's was replaced.
+            let again = try await deployment.botmaker(["reconcile", "--dry-run"])
+            #expect(again.stdout.contains("0 to remove") || again.stdout.contains("No changes"), "\(again.stdout)")
+            #expect(!again.stdout.contains("\n-   "), "\(again.stdout)")
+            let after = try await deployment.containers(client)
+            #expect(after[nameA]?.id == firstA && after[nameA]?.state == "running")
+            #expect(after["botmaker-\(deployment.bot("twob"))"]?.state == "running")
+            #expect(after[upstreamName]?.id == upstreamId && after[upstreamName]?.state == "running")
+            let owners = try await client.inspectContainer(nameA).config.labels["botmaker.owner"]
+            #expect(owners?.count == 32)
+        }
+    }
 }

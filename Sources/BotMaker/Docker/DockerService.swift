@@ -13,20 +13,24 @@ public struct DockerService: ContainerRuntime {
     public var stopGraceSeconds: Int
     /// Several botmaker databases can share one engine; each owns only its instance's containers.
     public var instance: String
+    /// The database's identity, put on every container as `botmaker.owner`; nil only for the engine's own tests.
+    public var owner: String?
     private let logger: Logger
 
     public init(client: DockerClient, stopGraceSeconds: Int = 10, instance: String = BotLabels.defaultInstance,
-                logger: Logger = Logger(label: "botmaker.docker")) {
+                owner: String? = nil, logger: Logger = Logger(label: "botmaker.docker")) {
         self.client = client
         self.stopGraceSeconds = stopGraceSeconds
         self.instance = instance
+        self.owner = owner
         self.logger = logger
     }
 
     /// A service on the engine at `host` (`unix:///path` or `tcp://host:port`; nil: `DOCKER_HOST`, else the
     /// default socket). `observer` sees every finished request. Call ``shutdown()`` when done.
     public static func connect(host: String?, stopGraceSeconds: Int = 10, instance: String = BotLabels.defaultInstance,
-                               logger: Logger, observer: (@Sendable (EngineRequest) -> Void)? = nil) throws(ContainerError) -> DockerService {
+                               owner: String? = nil, logger: Logger,
+                               observer: (@Sendable (EngineRequest) -> Void)? = nil) throws(ContainerError) -> DockerService {
         let parsed: DockerHost
         do {
             parsed = try DockerHost(parsing: host ?? ProcessInfo.processInfo.environment["DOCKER_HOST"])
@@ -38,7 +42,7 @@ public struct DockerService: ContainerRuntime {
             recorder = { record in observer(EngineRequest(operation: record.operation, status: record.status, seconds: record.seconds)) }
         }
         let client = DockerClient(host: parsed, logger: logger, observer: recorder)
-        return DockerService(client: client, stopGraceSeconds: stopGraceSeconds, instance: instance, logger: logger)
+        return DockerService(client: client, stopGraceSeconds: stopGraceSeconds, instance: instance, owner: owner, logger: logger)
     }
 
     public var endpoint: String { client.host.description }
@@ -47,12 +51,31 @@ public struct DockerService: ContainerRuntime {
         try? await client.shutdown()
     }
 
-    /// True when the labels say this service's instance manages the container.
+    public func ownership(_ labels: [String: String]) -> ContainerOwnership {
+        ContainerOwnership.of(labels, instance: instance, owner: owner)
+    }
+
+    /// True when the labels say this database's botmaker made the container.
     public func owns(_ labels: [String: String]) -> Bool {
-        labels[BotLabels.managed] == "true" && (labels[BotLabels.instance] ?? BotLabels.defaultInstance) == instance
+        ownership(labels) == .ours
+    }
+
+    /// Ours, or without an owner label and exactly the bot's own (name checked by the caller, bot-id label here).
+    func mayManage(_ labels: [String: String], botId: String) -> Bool {
+        switch ownership(labels) {
+        case .ours: true
+        case .unowned: (labels[BotLabels.botId] ?? botId) == botId
+        case .otherOwner, .foreign: false
+        }
     }
 
     private func notOwnedMessage(_ what: String, labels: [String: String]) -> String {
+        if case .otherOwner(let other) = ownership(labels) {
+            return "\(what) belongs to another botmaker database (owner \(other.prefix(12))) of instance \(instance); it is left alone"
+        }
+        if case .unowned = ownership(labels) {
+            return "\(what) was made by another botmaker (no \(BotLabels.owner) label) for bot \(labels[BotLabels.botId] ?? "?"); it is left alone"
+        }
         if labels[BotLabels.managed] == "true" {
             return "\(what) belongs to botmaker instance \(labels[BotLabels.instance] ?? BotLabels.defaultInstance), not \(instance); it is left alone"
         }
@@ -88,7 +111,7 @@ public struct DockerService: ContainerRuntime {
                 BotLabels.botId: botId,
                 BotLabels.specHash: config.specHash,
                 BotLabels.instance: instance,
-            ],
+            ].merging(owner.map { [BotLabels.owner: $0] } ?? [:]) { a, _ in a },
             hostConfig: .init(
                 binds: [ContainerDefaults.secretsBind(config.secretsPath)],
                 restartPolicy: .init(name: ContainerDefaults.restartPolicy),
@@ -105,6 +128,7 @@ public struct DockerService: ContainerRuntime {
             if wrapped.code == .alreadyExists, let holder = try? await client.inspectContainer(name),
                holder.name == "/" + name, !owns(holder.config.labels) {
                 wrapped.message = "\(name) is held by container \(holder.id.prefix(12)): " + notOwnedMessage("it", labels: holder.config.labels)
+                if case .otherOwner = ownership(holder.config.labels) { wrapped.code = .ownerConflict }
             }
             throw wrapped
         }
@@ -191,7 +215,7 @@ public struct DockerService: ContainerRuntime {
     public func listManagedContainers() async throws(ContainerError) -> [ContainerInfo] {
         do {
             let summaries = try await client.listContainers(all: true, filters: ["label": ["\(BotLabels.managed)=true"]])
-            return summaries.compactMap(managedInfo)
+            return summaries.filter { owns($0.labels) }.map(info)
         } catch {
             throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
         }
@@ -207,10 +231,14 @@ public struct DockerService: ContainerRuntime {
         }
         var observed = ObservedContainers()
         for summary in summaries {
-            if let info = managedInfo(summary) {
-                observed.managed.append(info)
-            } else if summary.name.hasPrefix(ContainerDefaults.namePrefix) {
+            switch ownership(summary.labels) {
+            case .ours, .unowned:
+                observed.managed.append(info(summary))
+            case .otherOwner(let other):
                 observed.foreignNames[summary.name] = summary.id
+                observed.otherOwners[summary.name] = other
+            case .foreign:
+                if summary.name.hasPrefix(ContainerDefaults.namePrefix) { observed.foreignNames[summary.name] = summary.id }
             }
         }
         return observed
@@ -228,8 +256,14 @@ public struct DockerService: ContainerRuntime {
         }
         // Docker falls back to id-prefix matching: only the exact name counts.
         guard container.name == "/" + name else { return ObservedContainers() }
-        guard owns(container.config.labels) else { return ObservedContainers(foreignNames: [name: container.id]) }
-        return ObservedContainers(managed: [Self.info(of: container)])
+        switch ownership(container.config.labels) {
+        case .ours, .unowned:
+            return ObservedContainers(managed: [Self.info(of: container)])
+        case .otherOwner(let other):
+            return ObservedContainers(foreignNames: [name: container.id], otherOwners: [name: other])
+        case .foreign:
+            return ObservedContainers(foreignNames: [name: container.id])
+        }
     }
 
     public func observe(containerId: String) async throws(ContainerError) -> ContainerInfo? {
@@ -278,7 +312,10 @@ public struct DockerService: ContainerRuntime {
         let service = self
         return AsyncThrowingStream {
             while let event = try await source.next() {
-                guard service.owns(event.attributes) else { continue }
+                switch service.ownership(event.attributes) {
+                case .ours, .unowned: break
+                case .otherOwner, .foreign: continue
+                }
                 let name = event.attributes["name"] ?? ""
                 let botId = event.attributes[BotLabels.botId]
                     ?? (name.hasPrefix(ContainerDefaults.namePrefix) ? String(name.dropFirst(ContainerDefaults.namePrefix.count)) : name)
@@ -290,8 +327,7 @@ public struct DockerService: ContainerRuntime {
 
     // MARK: - Helpers
 
-    func managedInfo(_ summary: ContainerSummary) -> ContainerInfo? {
-        guard owns(summary.labels) else { return nil }
+    func info(_ summary: ContainerSummary) -> ContainerInfo {
         let name = summary.name
         let botId = summary.labels[BotLabels.botId]
             ?? (name.hasPrefix(ContainerDefaults.namePrefix) ? String(name.dropFirst(ContainerDefaults.namePrefix.count)) : name)
@@ -340,8 +376,10 @@ public struct DockerService: ContainerRuntime {
             throw wrapDockerError(error, botId: botId, fallback: fallback)
         }
         guard container.name == "/" + name else { return nil }
-        guard owns(container.config.labels) else {
-            throw ContainerError(.notManaged, notOwnedMessage("\(name) (\(container.id.prefix(12)))", labels: container.config.labels), botId: botId)
+        guard mayManage(container.config.labels, botId: botId) else {
+            let code: ContainerError.Code
+            if case .otherOwner = ownership(container.config.labels) { code = .ownerConflict } else { code = .notManaged }
+            throw ContainerError(code, notOwnedMessage("\(name) (\(container.id.prefix(12)))", labels: container.config.labels), botId: botId)
         }
         return container
     }

@@ -185,7 +185,7 @@ public final class Controller: Sendable {
         let adopted = await FleetView.adoptions(runtime: runtime, observed: observed, desired: desired, statuses: statuses)
         let now = clock.now()
         let plan = Planner.plan(PlannerInput(desired: desired, invalid: invalid, observed: observed, statuses: statuses,
-                                             adoptedHashes: adopted, now: now))
+                                             adoptedHashes: adopted, ownerId: store.ownerId, now: now))
         return await apply(plan, key: key, prior: state.status)
     }
 
@@ -209,7 +209,8 @@ public final class Controller: Sendable {
                 return KeyReport(key: key, actions: [], results: [])
             }
         }
-        var plan = Planner.plan(PlannerInput(desired: [], invalid: [], observed: ObservedContainers(managed: [container]), now: clock.now()))
+        var plan = Planner.plan(PlannerInput(desired: [], invalid: [], observed: ObservedContainers(managed: [container]),
+                                             ownerId: store.ownerId, now: clock.now()))
         plan.actions = plan.actions.filter { $0.containerId == container.id && $0.isOrphan }
         return await apply(plan, key: key, prior: nil)
     }
@@ -314,7 +315,7 @@ public final class Controller: Sendable {
                 try await runtime.removeContainer(botId: botId)
             }
             return nil
-        case .invalid, .blocked, .wait:
+        case .invalid, .blocked, .wait, .unowned:
             return nil
         }
         return await statusAfterAction(botId: botId)

@@ -22,7 +22,8 @@ public struct FleetView: Sendable {
         let observed = try await runtime.observe()
         let adopted = await adoptions(runtime: runtime, observed: observed, desired: desired, statuses: snapshot.statuses)
         let plan = Planner.plan(PlannerInput(
-            desired: desired, invalid: invalid, observed: observed, statuses: snapshot.statuses, adoptedHashes: adopted, now: now))
+            desired: desired, invalid: invalid, observed: observed, statuses: snapshot.statuses, adoptedHashes: adopted,
+            ownerId: store.ownerId, now: now))
         return FleetView(plan: plan, snapshot: snapshot, observed: observed)
     }
 

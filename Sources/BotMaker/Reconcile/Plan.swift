@@ -18,12 +18,14 @@ public struct PlannedAction: Sendable, Equatable {
         case blocked
         /// The bot is backing off after a failure, or Docker is busy with its container.
         case wait
+        /// A container of our instance without an owner label that is none of our bots': reported, never touched.
+        case unowned
 
         /// True for kinds that call Docker to change something.
         public var isMutating: Bool {
             switch self {
             case .create, .start, .stop, .restart, .recreate, .remove: true
-            case .invalid, .blocked, .wait: false
+            case .invalid, .blocked, .wait, .unowned: false
             }
         }
 
@@ -36,11 +38,12 @@ public struct PlannedAction: Sendable, Equatable {
             case .restart: "restarting"
             case .recreate: "recreating"
             case .remove: "removing"
-            case .invalid, .blocked, .wait: rawValue
+            case .invalid, .blocked, .wait, .unowned: rawValue
             }
         }
 
-        /// The plan symbol: `+` create, `~` start/stop/restart, `-/+` recreate, `-` remove, `!` invalid or blocked, `…` wait.
+        /// The plan symbol: `+` create, `~` start/stop/restart, `-/+` recreate, `-` remove, `!` invalid or blocked, `…` wait,
+        /// `?` unowned.
         public var symbol: String {
             switch self {
             case .create: "+"
@@ -49,6 +52,7 @@ public struct PlannedAction: Sendable, Equatable {
             case .remove: "-"
             case .invalid, .blocked: "!"
             case .wait: "…"
+            case .unowned: "?"
             }
         }
     }

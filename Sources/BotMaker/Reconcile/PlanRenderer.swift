@@ -31,7 +31,8 @@ public enum PlanRenderer {
         if plan.actions.isEmpty { return "No changes. Containers match the desired state." }
         var text = "Plan: \(plan.count(.create)) to create, \(plan.count(.start)) to start, \(plan.count(.stop)) to stop, "
             + "\(plan.count(.restart)) to restart, \(plan.count(.recreate)) to recreate, \(plan.count(.remove)) to remove; "
-            + "\(plan.count(.invalid)) invalid, \(plan.count(.blocked)) blocked, \(plan.count(.wait)) waiting."
+            + "\(plan.count(.invalid)) invalid, \(plan.count(.blocked)) blocked, \(plan.count(.wait)) waiting"
+            + (plan.count(.unowned) > 0 ? "; \(plan.count(.unowned)) unowned (left alone)." : ".")
         if let results {
             let failed = results.count { !$0.succeeded }
             text += "\nApplied: \(results.count - failed) succeeded, \(failed) failed."

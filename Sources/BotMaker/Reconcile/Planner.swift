@@ -8,10 +8,14 @@ public struct PlannerInput: Sendable {
     public var statuses: [String: BotStatus]
     /// Spec hashes for managed containers without a spec-hash label that were found to match their bot.
     public var adoptedHashes: [String: String]
+    /// This database's identity: containers without an owner label are then unowned (never removed as orphans).
+    /// Nil: every managed container observed is ours (as before identities existed).
+    public var ownerId: String?
     public var now: Date
 
     public init(desired: [DesiredBot], invalid: [InvalidBot] = [], observed: ObservedContainers, statuses: [String: BotStatus] = [:],
-                adoptedHashes: [String: String] = [:], now: Date) {
+                adoptedHashes: [String: String] = [:], ownerId: String? = nil, now: Date) {
+        self.ownerId = ownerId
         self.desired = desired
         self.invalid = invalid
         self.observed = observed
@@ -25,7 +29,15 @@ public struct PlannerInput: Sendable {
 public enum Planner {
     public static func plan(_ input: PlannerInput) -> Plan {
         var plan = Plan()
-        let byName = Dictionary(input.observed.managed.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        // A container without an owner label is a bot's only when it is exactly that bot's: its name and its
+        // bot-id label agree. Any other such container is left alone, and holds its name against us.
+        let isUnowned = { (container: ContainerInfo) in input.ownerId != nil && container.owner == nil }
+        let adoptable = input.observed.managed.filter { !isUnowned($0) || $0.name == ContainerDefaults.containerName(for: $0.botId) }
+        let byName = Dictionary(adoptable.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var input = input
+        for container in input.observed.managed where byName[container.name]?.id != container.id {
+            input.observed.foreignNames[container.name] = input.observed.foreignNames[container.name] ?? container.id
+        }
         let knownIds = Set(input.desired.map(\.id)).union(input.invalid.map(\.id))
         var claimed = Set<String>()
 
@@ -55,6 +67,13 @@ public enum Planner {
         }
 
         for container in input.observed.managed where !claimed.contains(container.id) {
+            if isUnowned(container) {
+                plan.actions.append(PlannedAction(
+                    botId: container.botId, containerName: container.name, kind: .unowned,
+                    cause: "made by another botmaker (no \(BotLabels.owner) label) and not one of this database's bots; left alone",
+                    containerId: container.id, isOrphan: true))
+                continue
+            }
             let expectedName = ContainerDefaults.containerName(for: container.botId)
             let cause: String
             if container.name != expectedName {
@@ -87,8 +106,12 @@ public enum Planner {
         guard let container else {
             switch bot.desiredState {
             case .running:
+                if let owner = input.observed.otherOwners[name], let holder = input.observed.foreignNames[name] {
+                    return .blocked(.ownerConflict, "\(name) is held by container \(holder.prefix(12)) of another botmaker database "
+                                    + "(owner \(owner.prefix(12))) for this instance; it is left alone")
+                }
                 if let holder = input.observed.foreignNames[name] {
-                    return .blocked(.alreadyExists, "\(name) is held by container \(holder.prefix(12)), which this botmaker instance does not manage")
+                    return .blocked(.alreadyExists, "\(name) is held by container \(holder.prefix(12)), which this botmaker database does not manage")
                 }
                 return .act(.create, "no container")
             case .stopped, .absent:

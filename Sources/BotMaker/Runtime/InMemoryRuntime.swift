@@ -24,6 +24,7 @@ public actor InMemoryRuntime: ContainerRuntime {
     public nonisolated let endpoint = "memory://"
     private let clock: any WallClock
     private let instance: String
+    private let owner: String?
     private var containers: [String: Container] = [:]
     private var nextId = 0
     private var latencies: [Operation: TimeInterval] = [:]
@@ -41,9 +42,10 @@ public actor InMemoryRuntime: ContainerRuntime {
     private let sinkIds = NIOLockedValueBox<UInt64>(0)
     private let subscriberWaiters = NIOLockedValueBox<[(Int, CheckedContinuation<Void, Never>)]>([])
 
-    public init(clock: any WallClock, instance: String = BotLabels.defaultInstance) {
+    public init(clock: any WallClock, instance: String = BotLabels.defaultInstance, owner: String? = nil) {
         self.clock = clock
         self.instance = instance
+        self.owner = owner
     }
 
     // MARK: - Test controls
@@ -108,10 +110,14 @@ public actor InMemoryRuntime: ContainerRuntime {
         try await operate(.observe, botId: "*")
         var observed = ObservedContainers()
         for container in containers.values.sorted(by: { $0.name < $1.name }) {
-            if owns(container.labels) {
+            switch ownership(container.labels) {
+            case .ours, .unowned:
                 observed.managed.append(info(container))
-            } else if container.name.hasPrefix(ContainerDefaults.namePrefix) {
+            case .otherOwner(let other):
                 observed.foreignNames[container.name] = container.id
+                observed.otherOwners[container.name] = other
+            case .foreign:
+                if container.name.hasPrefix(ContainerDefaults.namePrefix) { observed.foreignNames[container.name] = container.id }
             }
         }
         return observed
@@ -121,8 +127,11 @@ public actor InMemoryRuntime: ContainerRuntime {
         try await operate(.observe, botId: botId)
         let name = ContainerDefaults.containerName(for: botId)
         guard let id = containerId(named: name), let container = containers[id] else { return ObservedContainers() }
-        if owns(container.labels) { return ObservedContainers(managed: [info(container)]) }
-        return ObservedContainers(foreignNames: [name: id])
+        switch ownership(container.labels) {
+        case .ours, .unowned: return ObservedContainers(managed: [info(container)])
+        case .otherOwner(let other): return ObservedContainers(foreignNames: [name: id], otherOwners: [name: other])
+        case .foreign: return ObservedContainers(foreignNames: [name: id])
+        }
     }
 
     public func observe(containerId: String) async throws(ContainerError) -> ContainerInfo? {
@@ -143,7 +152,8 @@ public actor InMemoryRuntime: ContainerRuntime {
         let id = makeId()
         containers[id] = Container(
             id: id, name: name,
-            labels: [BotLabels.managed: "true", BotLabels.botId: botId, BotLabels.specHash: config.specHash, BotLabels.instance: instance],
+            labels: [BotLabels.managed: "true", BotLabels.botId: botId, BotLabels.specHash: config.specHash, BotLabels.instance: instance]
+                .merging(owner.map { [BotLabels.owner: $0] } ?? [:]) { a, _ in a },
             state: .created, config: config)
         emit("create", id)
         return id
@@ -180,7 +190,7 @@ public actor InMemoryRuntime: ContainerRuntime {
         try await operate(.remove, botId: botId)
         let name = ContainerDefaults.containerName(for: botId)
         guard let id = containerId(named: name), let container = containers[id] else { return }
-        guard owns(container.labels) else { throw ContainerError(.notManaged, "\(name) is not managed by botmaker", botId: botId) }
+        guard mayManage(container.labels, botId: botId) else { throw ContainerError(.notManaged, "\(name) is not managed by botmaker", botId: botId) }
         remove(id)
     }
 
@@ -194,7 +204,7 @@ public actor InMemoryRuntime: ContainerRuntime {
     public func getContainerStatus(botId: String) async throws(ContainerError) -> ContainerStatus? {
         try await operate(.status, botId: botId)
         guard let id = containerId(named: ContainerDefaults.containerName(for: botId)), let container = containers[id],
-              owns(container.labels) else { return nil }
+              mayManage(container.labels, botId: botId) else { return nil }
         return ContainerStatus(id: id, state: container.state, running: container.state == .running,
                                exitCode: container.exitCode, startedAt: nil, finishedAt: nil)
     }
@@ -257,8 +267,18 @@ public actor InMemoryRuntime: ContainerRuntime {
         if let failure = failures[botId]?[operation] { throw failure }
     }
 
-    private func owns(_ labels: [String: String]) -> Bool {
-        labels[BotLabels.managed] == "true" && (labels[BotLabels.instance] ?? BotLabels.defaultInstance) == instance
+    private func ownership(_ labels: [String: String]) -> ContainerOwnership {
+        ContainerOwnership.of(labels, instance: instance, owner: owner)
+    }
+
+    private func owns(_ labels: [String: String]) -> Bool { ownership(labels) == .ours }
+
+    private func mayManage(_ labels: [String: String], botId: String) -> Bool {
+        switch ownership(labels) {
+        case .ours: true
+        case .unowned: (labels[BotLabels.botId] ?? botId) == botId
+        case .otherOwner, .foreign: false
+        }
     }
 
     private func containerId(named name: String) -> String? {
@@ -270,7 +290,7 @@ public actor InMemoryRuntime: ContainerRuntime {
         guard let id = containerId(named: name), let container = containers[id] else {
             throw ContainerError(.notFound, "no container \(name)", botId: botId)
         }
-        guard owns(container.labels) else { throw ContainerError(.notManaged, "\(name) is not managed by botmaker", botId: botId) }
+        guard mayManage(container.labels, botId: botId) else { throw ContainerError(.notManaged, "\(name) is not managed by botmaker", botId: botId) }
         return id
     }
 
@@ -301,7 +321,7 @@ public actor InMemoryRuntime: ContainerRuntime {
     }
 
     private func emit(_ action: String, _ id: String) {
-        guard let container = containers[id], owns(container.labels) else { return }
+        guard let container = containers[id], mayManage(container.labels, botId: container.labels[BotLabels.botId] ?? "") else { return }
         let event = RuntimeEvent(action: action, containerId: id, name: container.name, botId: container.labels[BotLabels.botId] ?? "")
         for continuation in sinks.withLockedValue({ Array($0.values) }) { continuation.yield(event) }
     }

@@ -24,6 +24,8 @@ public struct Store: Sendable {
     }
 
     public let path: String
+    /// This database's identity (`store_identity.owner_id`), carried by its containers as `botmaker.owner`.
+    public private(set) var ownerId: String = ""
     /// The file the store opened (device and inode), to notice when `path` stops naming it.
     public let openedFile: FileIdentity?
     let writer: any DatabaseWriter
@@ -57,8 +59,13 @@ public struct Store: Sendable {
         } catch {
             throw StoreError("cannot open database \(path): \(Self.describe(error))")
         }
-        let store = Store(path: path, openedFile: FileIdentity(path: path), writer: queue)
+        var store = Store(path: path, openedFile: FileIdentity(path: path), writer: queue)
         try store.checkSchema(migrating: !options.readOnly)
+        do {
+            store.ownerId = try queue.read { db in try String.fetchOne(db, sql: "SELECT owner_id FROM store_identity WHERE id = 1") } ?? ""
+        } catch {
+            throw StoreError("cannot read the identity of database \(path): \(Self.describe(error))")
+        }
         return store
     }
 

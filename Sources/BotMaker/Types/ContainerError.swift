@@ -23,6 +23,8 @@ public struct ContainerError: Error, Sendable, CustomStringConvertible {
         case engineIncompatible = "ENGINE_INCOMPATIBLE"
         /// botmaker's own configuration is wrong, e.g. a malformed `DOCKER_HOST`.
         case configError = "CONFIG_ERROR"
+        /// The bot's name is held by a container of our instance made from another database (another owner).
+        case ownerConflict = "OWNER_CONFLICT"
     }
 
     public var code: Code

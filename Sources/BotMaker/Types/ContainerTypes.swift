@@ -63,6 +63,10 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
     /// The `botmaker.spec-hash` label, if the container has one.
     public var specHash: String? { labels[BotLabels.specHash] }
 
+    /// The `botmaker.owner` label: the id of the database that made the container (nil: an older botmaker or
+    /// another BotMaker install made it).
+    public var owner: String? { labels[BotLabels.owner] }
+
     /// The exit code in a human status such as `Exited (137) 5 minutes ago` or `Restarting (1) …`.
     static func exitCode(inStatus status: String) -> Int? {
         guard let open = status.firstIndex(of: "("), let close = status[open...].firstIndex(of: ")") else { return nil }
@@ -104,16 +108,50 @@ public enum BotLabels {
     /// Which botmaker (database) owns the container; absent means `default`.
     public static let instance = "botmaker.instance"
     public static let defaultInstance = "default"
+    /// The id of the database whose botmaker made the container (`store_identity.owner_id`).
+    public static let owner = "botmaker.owner"
 }
 
 /// What the engine shows: our containers, and names in our namespace held by containers we don't manage.
 public struct ObservedContainers: Sendable, Equatable {
+    /// Containers of our instance that we made (our owner label) or that carry no owner label at all (made by
+    /// an older botmaker or another BotMaker install: used only when they are exactly one of our bots').
     public var managed: [ContainerInfo] = []
     /// Container name → id, for containers we don't own whose name starts with `botmaker-`.
     public var foreignNames: [String: String] = [:]
+    /// Container name → owner id, for those of `foreignNames` that are our instance's but another database's.
+    public var otherOwners: [String: String] = [:]
 
-    public init(managed: [ContainerInfo] = [], foreignNames: [String: String] = [:]) {
+    public init(managed: [ContainerInfo] = [], foreignNames: [String: String] = [:], otherOwners: [String: String] = [:]) {
         self.managed = managed
         self.foreignNames = foreignNames
+        self.otherOwners = otherOwners
+    }
+}
+
+/// How botmaker relates to a container, from its labels alone.
+public enum ContainerOwnership: Sendable, Equatable {
+    /// Made by this database's botmaker: ours to manage.
+    case ours
+    /// Our instance, but no owner label (an older botmaker, or another BotMaker install, made it): used only as
+    /// exactly one of our bots' container (name `botmaker-<id>` and bot-id label `<id>`), never removed as an orphan.
+    case unowned
+    /// Our instance, another database's (another `botmaker.owner`): never touched.
+    case otherOwner(String)
+    /// Not ours at all: no `botmaker.managed=true`, or another instance.
+    case foreign
+
+    /// `owner` nil: an engine used without a database identity (the engine's own tests) treats every container
+    /// of its instance as its own, as before identities existed.
+    public static func of(_ labels: [String: String], instance: String, owner: String?) -> ContainerOwnership {
+        guard labels[BotLabels.managed] == "true", (labels[BotLabels.instance] ?? BotLabels.defaultInstance) == instance else {
+            return .foreign
+        }
+        guard let owner else { return .ours }
+        switch labels[BotLabels.owner] {
+        case nil: return .unowned
+        case owner?: return .ours
+        case let other?: return .otherOwner(other)
+        }
     }
 }
