@@ -25,10 +25,10 @@ struct ReconcileOptions: ParsableArguments {
     }
 
     func controller(store: Store, runtime: any ContainerRuntime, global: GlobalOptions, metrics: ReconcilerMetrics = .init(),
-                    logger: Logger) -> Controller {
-        Controller(store: store, runtime: runtime, secrets: global.secrets(),
-                   settings: .init(concurrency: concurrency, backoff: Backoff(base: backoffBase, cap: backoffCap)),
-                   metrics: metrics, logger: logger)
+                    allowMassRemoval: Bool = false, logger: Logger) -> Controller {
+        var settings = Controller.Settings(concurrency: concurrency, backoff: Backoff(base: backoffBase, cap: backoffCap))
+        settings.allowMassRemoval = allowMassRemoval
+        return Controller(store: store, runtime: runtime, secrets: global.secrets(), settings: settings, metrics: metrics, logger: logger)
     }
 }
 
@@ -74,6 +74,9 @@ extension Botmaker {
         @Flag(help: "Print one line of statistics on stderr: time, Docker requests by endpoint, database write transactions.")
         var stats = false
 
+        @Flag(help: "Let removals the mass-removal guard would hold go ahead this once.")
+        var allowMassRemoval = false
+
         func run() async throws {
             // Applying needs the reconciler lock (one per database); a dry run changes nothing and does not.
             try global.requireDatabase()
@@ -108,16 +111,19 @@ extension Botmaker {
         private func preview(store: Store, runtime: any ContainerRuntime) async throws -> Int32 {
             let view: FleetView
             do {
-                view = try await FleetView.load(store: store, runtime: runtime, secrets: global.secrets(), now: Date())
+                view = try await FleetView.load(store: store, runtime: runtime, secrets: global.secrets(), now: Date(),
+                                                allowMassRemoval: allowMassRemoval)
             } catch let error as ContainerError {
                 throw CLIError("cannot observe Docker: \(error.code.rawValue): \(error.message)")
             }
             print(json ? PlanRenderer.json(view.plan) : PlanRenderer.text(view.plan))
+            if let reason = view.removalGuard { FileHandle.standardError.write(Data("REMOVAL_GUARD: \(reason)\n".utf8)) }
             return detailedExitcode && view.plan.hasChanges ? 2 : 0
         }
 
         private func apply(store: Store, runtime: any ContainerRuntime, logger: Logger) async throws -> Int32 {
-            let controller = options.controller(store: store, runtime: runtime, global: global, logger: logger)
+            let controller = options.controller(store: store, runtime: runtime, global: global, allowMassRemoval: allowMassRemoval,
+                                                logger: logger)
             let outcome: (view: FleetView, reports: [KeyReport])
             do {
                 outcome = try await controller.reconcileOnce()
@@ -128,6 +134,10 @@ extension Botmaker {
             let plan = outcome.view.merging(outcome.reports)
             let results = outcome.reports.flatMap(\.results)
             print(json ? PlanRenderer.json(plan, results: results) : PlanRenderer.text(plan, results: results))
+            if let reason = outcome.view.removalGuard {
+                FileHandle.standardError.write(Data("REMOVAL_GUARD: \(reason)\n".utf8))
+                return 1
+            }
             if results.contains(where: { !$0.succeeded }) { return 1 }
             return detailedExitcode && plan.hasChanges ? 2 : 0
         }

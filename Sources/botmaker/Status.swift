@@ -18,6 +18,9 @@ extension Botmaker {
                 print(Output.json(bots))
                 return
             }
+            if let held = try store.removalGuard() {
+                print("REMOVAL_GUARD since \(held.since.map(Self.format) ?? "?"): \(held.reason)\n")
+            }
             if bots.isEmpty { print("no bots"); return }
             var rows = [["ID", "DESIRED", "ACTUAL", "ACTIVITY", "CONTAINER", "LAST ACTION", "ERROR", "NEXT ATTEMPT"]]
             for bot in bots {

@@ -20,7 +20,7 @@ import TestSupport
 
     @Test func addSetListRemove() async throws {
         try await withEnv { env in
-            await #expect(try env.run(["migrate"]).stdout.contains("schema 0004_database_identity"))
+            await #expect(try env.run(["migrate"]).stdout.contains("schema 0005_removal_guard"))
             let add = try await env.run(["bot", "add", "alpha", "--image", "img:1", "--env", "A=1", "--env", "TOKEN=hunter2"])
             #expect(add.status == 0, "\(add.stderr)")
             await #expect(try env.run(["bot", "add", "beta", "--image", "img:2", "--state", "stopped", "--command", #"["sh","-c","sleep 1"]"#]).status == 0)
@@ -99,7 +99,7 @@ import TestSupport
 
     @Test func everyCommandHasHelp() async throws {
         for command in [[], ["migrate"], ["bot"], ["bot", "add"], ["bot", "set"], ["bot", "rm"], ["bot", "restart"], ["bot", "ls"],
-                        ["secrets"], ["secrets", "set"], ["secrets", "ls"], ["secrets", "rm"], ["reconcile"], ["status"]] {
+                        ["secrets"], ["secrets", "set"], ["secrets", "ls"], ["secrets", "rm"], ["reconcile"], ["status"], ["approve-removals"]] {
             let output = try await runProcess([botmakerBinary] + command + ["--help"])
             #expect(output.status == 0, "\(command)")
             #expect(output.stdout.contains("USAGE"), "\(command)")

@@ -46,7 +46,7 @@ import Testing
     @Test func codesAreTheDocumentedStrings() {
         #expect(ContainerError.Code.allCases.map(\.rawValue) == [
             "NOT_FOUND", "ALREADY_EXISTS", "START_FAILED", "STOP_FAILED", "NETWORK_ERROR", "NOT_MANAGED", "INVALID_SPEC",
-            "CRASH_LOOP", "SECRETS_ERROR", "OBSERVE_FAILED", "ENGINE_INCOMPATIBLE", "CONFIG_ERROR", "OWNER_CONFLICT",
+            "CRASH_LOOP", "SECRETS_ERROR", "OBSERVE_FAILED", "ENGINE_INCOMPATIBLE", "CONFIG_ERROR", "OWNER_CONFLICT", "REMOVAL_GUARD",
         ])
     }
 }

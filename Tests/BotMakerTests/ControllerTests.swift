@@ -1,6 +1,7 @@
 import BotMaker
 import Foundation
 import Logging
+import GRDB
 import Testing
 import TestSupport
 
@@ -298,5 +299,58 @@ import TestSupport
         #expect(await fixture.runtime.container(botId: "kept")?.labels[BotLabels.owner] == fixture.store.ownerId)
         #expect(await fixture.runtime.container(botId: "sales")?.state == .running)
         #expect(await fixture.runtime.calls.filter { $0.0 != .observe && ($0.1 == "sales" || $0.1 == "mine") }.isEmpty)
+    }
+
+    /// The mass-removal guard: a database that lost its rows without deleting them (a restored old backup)
+    /// removes nothing until approved; bots deleted on purpose (tombstones) go whatever their number.
+    @Test func aMassRemovalNobodyAskedForIsHeldUntilApproved() async throws {
+        let fixture = try Fixture()
+        try fixture.add("a", "b", "c", "d", "e")
+        _ = try await fixture.controller.reconcileOnce()
+        #expect(await fixture.runtime.allContainers.count == 5)
+        try await fixture.store.write { db in try db.execute(sql: "DELETE FROM bots; DELETE FROM bot_tombstones") }
+
+        let held = try await fixture.controller.reconcileOnce()
+        #expect(held.view.removalGuard?.hasPrefix("5 of 5 containers") == true)
+        #expect(held.view.plan.actions.count == 5)
+        #expect(held.view.plan.actions.allSatisfy { $0.kind == .blocked && $0.errorCode == .removalGuard })
+        #expect(held.reports.isEmpty)
+        #expect(await fixture.runtime.allContainers.count == 5)
+        #expect(try fixture.store.removalGuard()?.reason.hasPrefix("5 of 5") == true)
+        // Still held on the next look; an approval lets the batch through once, and the guard clears.
+        #expect(try await fixture.controller.reconcileOnce().view.removalGuard != nil)
+        try fixture.store.approveRemovals()
+        let approved = try await fixture.controller.reconcileOnce()
+        #expect(approved.view.removalGuard == nil)
+        #expect(approved.reports.flatMap(\.results).map(\.action.kind) == [.remove, .remove, .remove, .remove, .remove])
+        #expect(await fixture.runtime.allContainers.isEmpty)
+        #expect(try fixture.store.removalGuard() == nil)
+    }
+
+    @Test func botsDeletedOnPurposeAreRemovedWhateverTheirNumber() async throws {
+        let fixture = try Fixture()
+        try fixture.add("a", "b", "c", "d", "e")
+        _ = try await fixture.controller.reconcileOnce()
+        try await fixture.store.write { db in try db.execute(sql: "DELETE FROM bots") }  // tombstones record the intent
+        let outcome = try await fixture.controller.reconcileOnce()
+        #expect(outcome.view.removalGuard == nil)
+        #expect(await fixture.runtime.allContainers.isEmpty)
+    }
+
+    /// A worker woken by an event for an orphan holds its removal too while the guard is engaged.
+    @Test func workersHoldUnexplainedRemovalsWhileTheGuardIsEngaged() async throws {
+        let fixture = try Fixture()
+        try fixture.add("a", "b", "c", "d", "e")
+        _ = try await fixture.controller.reconcileOnce()
+        try await fixture.store.write { db in try db.execute(sql: "DELETE FROM bots; DELETE FROM bot_tombstones") }
+        try await Self.withWorkers(fixture) { reports in
+            let view = try await fixture.controller.resync()
+            #expect(view.removalGuard != nil)
+            fixture.controller.queue.add(.bot("a"))
+            let report = await Self.report(for: .bot("a"), from: &reports)
+            #expect(report?.actions.map(\.kind) == [.blocked])
+            #expect(report?.actions.first?.errorCode == .removalGuard)
+        }
+        #expect(await fixture.runtime.allContainers.count == 5)
     }
 }

@@ -375,4 +375,36 @@ struct ReconcileTests {
             #expect(owners?.count == 32)
         }
     }
+
+    /// Issue "never destroy a fleet": a restored old backup of the same database (same identity, so its
+    /// containers are its own) has lost rows without deleting them. The mass-removal guard removes nothing,
+    /// says so (plan, exit code, `status`), and lets the batch through only when approved.
+    @Test(.timeLimit(.minutes(3))) func aRestoredOldBackupRemovesNothingUntilApproved() async throws {
+        try await withDeployment("guard") { deployment, client in
+            let backup = deployment.dir.file("backup.db")
+            #expect(try await runProcess(["cp", deployment.db, backup]).status == 0)  // the empty fleet, same identity
+            let names = ["g1", "g2", "g3", "g4", "g5"]
+            try await deployment.insertBots(names)
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+            let before = try await deployment.containers(client).mapValues(\.id)
+            #expect(before.count == 5)
+
+            for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: deployment.db + suffix) }
+            #expect(try await runProcess(["cp", backup, deployment.db]).status == 0)
+            let dry = try await deployment.botmaker(["reconcile", "--dry-run"])
+            #expect(dry.stdout.contains("[REMOVAL_GUARD]") && dry.stderr.contains("REMOVAL_GUARD: 5 of 5"), "\(dry.stdout)\(dry.stderr)")
+            let held = try await deployment.botmaker(["reconcile"])
+            #expect(held.status == 1)
+            #expect(held.stderr.contains("REMOVAL_GUARD: 5 of 5 containers"), "\(held.stderr)")
+            #expect(try await deployment.botmaker(["status"]).stdout.contains("REMOVAL_GUARD since"))
+            #expect(try await deployment.containers(client).mapValues(\.id) == before, "the guard removed something")
+
+            let approve = try await deployment.botmaker(["approve-removals"])
+            #expect(approve.status == 0, "\(approve.stderr)")
+            let applied = try await deployment.botmaker(["reconcile"])
+            #expect(applied.status == 0, "\(applied.stdout)\(applied.stderr)")
+            #expect(try await deployment.containers(client).isEmpty)
+            #expect(!(try await deployment.botmaker(["status"]).stdout.contains("REMOVAL_GUARD")))
+        }
+    }
 }

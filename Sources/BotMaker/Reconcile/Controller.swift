@@ -35,6 +35,8 @@ public final class Controller: Sendable {
         public var busyRetry: TimeInterval = 1
         /// When false, a key's deadline is recorded but not followed: the one-shot makes one attempt per bot.
         public var followsDeadlines = true
+        /// Lets a batch of removals the mass-removal guard would hold go ahead (`reconcile --allow-mass-removal`).
+        public var allowMassRemoval = false
         public init(concurrency: Int = 4, backoff: Backoff = .init()) {
             self.concurrency = max(1, concurrency)
             self.backoff = backoff
@@ -52,6 +54,8 @@ public final class Controller: Sendable {
     private let onReport: (@Sendable (KeyReport) -> Void)?
     /// Consecutive failures of keys that have no status row to count them in (orphans, strays, failed reads).
     private let transientFailures = NIOLockedValueBox<[WorkKey: Int]>([:])
+    /// Whether the last resync engaged the mass-removal guard: workers then hold unexplained removals too.
+    private let removalsHeld = NIOLockedValueBox(false)
 
     public init(store: Store, runtime: any ContainerRuntime, secrets: SecretsManager, settings: Settings = .init(),
                 clock: any WallClock = SystemWallClock(), metrics: ReconcilerMetrics = .init(), logger: Logger,
@@ -67,13 +71,26 @@ public final class Controller: Sendable {
         self.onReport = onReport
     }
 
+    /// Whether the last resync engaged the mass-removal guard.
+    public var isHoldingRemovals: Bool { removalsHeld.withLockedValue { $0 } }
+
     // MARK: - Whole fleet
 
     /// The level-triggered full comparison: one store read and one list call. Queues every key that
     /// needs work (or a deadline for those that wait) and returns the view. Writes nothing.
     @discardableResult
     public func resync() async throws -> FleetView {
-        let view = try await FleetView.load(store: store, runtime: runtime, secrets: secrets, now: clock.now())
+        let view = try await FleetView.load(store: store, runtime: runtime, secrets: secrets, now: clock.now(),
+                                            allowMassRemoval: settings.allowMassRemoval)
+        removalsHeld.withLockedValue { $0 = view.removalGuard != nil }
+        if view.removalGuard != view.snapshot.removalGuard {
+            if let reason = view.removalGuard {
+                logger.error("REMOVAL_GUARD: \(reason)")
+            } else {
+                logger.notice("the mass-removal guard holds nothing back any more")
+            }
+            try await store.recordRemovalGuard(view.removalGuard, at: clock.now())
+        }
         var (now, later) = view.keysToWork()
         // First sightings (a bot with no status row, nothing to do but record what was seen) are written here in
         // one transaction rather than by one worker each: a new 50,000-row fleet is one write, not 50,000 looks.
@@ -223,8 +240,17 @@ public final class Controller: Sendable {
             logger.error("cannot record status", metadata: ["key": "\(key)", "error": "\(error)"])
         }
         var results: [ActionResult] = []
+        var heldActions: [PlannedAction] = []
         var prior = plan.statusUpdates.last ?? prior
-        for action in plan.actions {
+        for var action in plan.actions {
+            if action.kind == .remove, action.isOrphan, removalsHeld.withLockedValue({ $0 }),
+               (try? await store.isTombstoned(action.botId)) != true {
+                action.kind = .blocked
+                action.errorCode = .removalGuard
+                action.cause = "removal held by the mass-removal guard (\(action.cause))"
+                heldActions.append(action)
+                continue
+            }
             if action.kind.isMutating {
                 let result = await run(action, prior: prior)
                 results.append(result.result)
@@ -236,7 +262,9 @@ public final class Controller: Sendable {
             }
         }
         if results.allSatisfy(\.succeeded) { transientFailures.withLockedValue { $0[key] = nil } }
-        return KeyReport(key: key, actions: plan.actions, results: results)
+        let held = Set(heldActions.compactMap(\.containerId))
+        let actions = plan.actions.filter { !($0.kind == .remove && $0.containerId.map(held.contains) == true) } + heldActions
+        return KeyReport(key: key, actions: actions, results: results)
     }
 
     /// Brings back a key that could not be worked, with the same backoff as a bot's failures.

@@ -6,10 +6,13 @@ public struct FleetView: Sendable {
     public var plan: Plan
     public var snapshot: StoreSnapshot
     public var observed: ObservedContainers
+    /// Why the mass-removal guard holds removals back (they are `blocked` in `plan`), or nil.
+    public var removalGuard: String?
 
     /// One store read and one list call, plus one inspect per container without a spec-hash label
     /// that the store has not seen before (containers made by an older botmaker).
-    public static func load(store: Store, runtime: any ContainerRuntime, secrets: SecretsManager, now: Date) async throws -> FleetView {
+    public static func load(store: Store, runtime: any ContainerRuntime, secrets: SecretsManager, now: Date,
+                            allowMassRemoval: Bool = false) async throws -> FleetView {
         let snapshot = try await store.snapshot()
         var desired: [DesiredBot] = []
         var invalid: [InvalidBot] = []
@@ -24,7 +27,14 @@ public struct FleetView: Sendable {
         let plan = Planner.plan(PlannerInput(
             desired: desired, invalid: invalid, observed: observed, statuses: snapshot.statuses, adoptedHashes: adopted,
             ownerId: store.ownerId, now: now))
-        return FleetView(plan: plan, snapshot: snapshot, observed: observed)
+        // The guard: removals nobody asked for (no tombstone), too many of them at once.
+        let unexplained = RemovalGuard.unexplained(plan, tombstones: snapshot.tombstones)
+        let ours = observed.managed.filter { store.ownerId.isEmpty || $0.owner == store.ownerId }.count
+        var reason = RemovalGuard().hold(unexplained.count, of: ours)
+        let approved = snapshot.removalGuard != nil && snapshot.lastRemovalApproval > snapshot.removalGuardApproval
+        if allowMassRemoval || approved { reason = nil }
+        let guarded = reason.map { RemovalGuard.holding(plan, unexplained, reason: $0) } ?? plan
+        return FleetView(plan: guarded, snapshot: snapshot, observed: observed, removalGuard: reason)
     }
 
     /// Spec hashes for containers without a spec-hash label that match their bot (adopted, not recreated).

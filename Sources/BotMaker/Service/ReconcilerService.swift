@@ -21,6 +21,8 @@ public final class ReconcilerService: Service, Sendable {
     /// Why a full resync runs.
     public enum ResyncTrigger: String, Sendable {
         case startup, timer = "resync", reconnect, reset
+        /// The mass-removal guard holds removals and the database changed (perhaps an approval).
+        case guardCheck = "guard"
     }
 
     public let controller: Controller
@@ -123,6 +125,7 @@ public final class ReconcilerService: Service, Sendable {
                   let current = try? await controller.store.dataVersion(), current != baseline.dataVersion else { continue }
             changesNoticed.withLockedValue { $0 += 1 }
             await queueChanges(since: baseline.revision, dataVersion: current)
+            if controller.isHoldingRemovals { requestResync(.guardCheck) }
         }
     }
 

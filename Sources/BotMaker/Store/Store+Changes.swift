@@ -74,3 +74,43 @@ extension Store {
         try await write { db in try Self.writeRecords(db, statuses: statuses, events: [], onlyIfMissing: true) }
     }
 }
+
+extension Store {
+    /// Records what the mass-removal guard holds back (nil: nothing), only when that changes.
+    public func recordRemovalGuard(_ reason: String?, at: Date) async throws {
+        try await write { db in
+            if let reason {
+                try db.execute(sql: """
+                    UPDATE fleet_status SET removal_guard = ?, removal_guard_since = coalesce(removal_guard_since, ?),
+                        removal_guard_approval = CASE WHEN removal_guard IS NULL
+                            THEN (SELECT coalesce(max(id), 0) FROM removal_approvals) ELSE removal_guard_approval END
+                    WHERE id = 1 AND removal_guard IS NOT ?
+                    """, arguments: [reason, at, reason])
+            } else {
+                try db.execute(sql: "UPDATE fleet_status SET removal_guard = NULL, removal_guard_since = NULL WHERE id = 1 AND removal_guard IS NOT NULL")
+            }
+        }
+    }
+
+    /// Lets the removals the guard holds back through once (`botmaker approve-removals`).
+    public func approveRemovals() throws {
+        try write { db in try db.execute(sql: "INSERT INTO removal_approvals DEFAULT VALUES") }
+    }
+
+    /// What the guard holds back now, and since when.
+    public func removalGuard() throws -> (reason: String, since: Date?)? {
+        try read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT removal_guard, removal_guard_since FROM fleet_status WHERE id = 1"),
+                  let reason: String = row["removal_guard"] else { return nil }
+            return (reason, row["removal_guard_since"])
+        }
+    }
+
+    /// Whether `id` was deleted (or renamed away) on purpose.
+    public func isTombstoned(_ id: String) async throws -> Bool {
+        try await read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM bot_tombstones WHERE bot_id = CAST(? AS TEXT))",
+                              arguments: [Data(id.utf8)]) ?? false
+        }
+    }
+}

@@ -183,6 +183,14 @@ public struct StoreSnapshot: Sendable {
     public var statuses: [String: BotStatus]
     /// The store's revision as of this read: the changes after it are not in it.
     public var revision: Int64 = 0
+    /// Ids of bots deleted (or renamed away) on purpose: their containers may be removed whatever their number.
+    public var tombstones: Set<String> = []
+    /// What the mass-removal guard holds back now, and since when (nil: nothing).
+    public var removalGuard: String?
+    public var removalGuardSince: Date?
+    /// The newest approval of held removals (`botmaker approve-removals`), and the newest when the guard engaged.
+    public var lastRemovalApproval: Int64 = 0
+    public var removalGuardApproval: Int64 = 0
 }
 
 extension Store {
@@ -225,8 +233,13 @@ extension Store {
             statuses[index].botId = BotRow(row: row).botIdColumn
         }
         let revision = try Int64.fetchOne(db, sql: "SELECT revision FROM store_revision WHERE id = 1") ?? 0
+        let tombstones = try Row.fetchAll(db, sql: "SELECT CAST(bot_id AS BLOB) AS id FROM bot_tombstones").map { BotRow(row: $0).id }
+        let guardRow = try Row.fetchOne(db, sql: "SELECT removal_guard, removal_guard_since, removal_guard_approval FROM fleet_status WHERE id = 1")
+        let approval = try Int64.fetchOne(db, sql: "SELECT max(id) FROM removal_approvals") ?? 0
         return StoreSnapshot(bots: bots, statuses: Dictionary(statuses.map { ($0.botId, $0) }, uniquingKeysWith: { a, _ in a }),
-                             revision: revision)
+                             revision: revision, tombstones: Set(tombstones), removalGuard: guardRow?["removal_guard"],
+                             removalGuardSince: guardRow?["removal_guard_since"], lastRemovalApproval: approval,
+                             removalGuardApproval: guardRow?["removal_guard_approval"] ?? 0)
     }
 
     /// Bot ids are bound as bytes and cast to TEXT: GRDB binds a String as a C string, which would cut

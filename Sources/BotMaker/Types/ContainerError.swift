@@ -25,6 +25,8 @@ public struct ContainerError: Error, Sendable, CustomStringConvertible {
         case configError = "CONFIG_ERROR"
         /// The bot's name is held by a container of our instance made from another database (another owner).
         case ownerConflict = "OWNER_CONFLICT"
+        /// Removals held back by the mass-removal guard: too many containers would go without their bots being deleted.
+        case removalGuard = "REMOVAL_GUARD"
     }
 
     public var code: Code
