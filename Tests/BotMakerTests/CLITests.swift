@@ -205,4 +205,62 @@ import TestSupport
             #expect(try Data(contentsOf: URL(fileURLWithPath: env.dir.file("secrets/alpha/API_TOKEN"))).isEmpty)
         }
     }
+
+    /// A backup taken during 200 concurrent edits (one transaction each) is intact and holds a prefix of them;
+    /// restoring it keeps the replaced file; a backup of another database is refused unless asked for.
+    @Test(.timeLimit(.minutes(2))) func backupDuringEditsRestoresAPrefix() async throws {
+        try await withEnv { env in
+            #expect(try await env.run(["migrate"]).status == 0)
+            let script = """
+                import sqlite3, sys
+                c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+                for i in range(200):
+                    c.execute("INSERT INTO bots (id, image) VALUES (?, 'img:1')", (f"e{i:03d}",))
+                """
+            let writer = Process()
+            writer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            writer.arguments = ["python3", "-c", script, env.db]
+            let done = ProcessExit(writer)
+            try writer.run()
+            try await eventually(timeout: 30, every: .milliseconds(5), "edits under way") {
+                Int(try await runProcess(["sqlite3", env.db, "SELECT count(*) FROM bots"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 > 0
+            }
+            let backup = env.dir.file("backup.db")
+            let made = try await env.run(["backup", backup])
+            #expect(made.status == 0, "\(made.stderr)")
+            #expect(await done.wait() == 0)
+            #expect(try await runProcess(["sqlite3", backup, "PRAGMA integrity_check"]).stdout == "ok\n")
+            let ids = try await runProcess(["sqlite3", backup, "SELECT id FROM bots ORDER BY id"]).stdout.split(separator: "\n").map(String.init)
+            #expect(ids == (0..<ids.count).map { String(format: "e%03d", $0) }, "not a prefix: \(ids.count) rows")
+            #expect(try await env.run(["backup", backup]).status != 0, "an existing file is not replaced without --force")
+
+            let restored = try await env.run(["restore", backup])
+            #expect(restored.status == 0, "\(restored.stderr)")
+            #expect(try await runProcess(["sqlite3", env.db, "SELECT count(*) FROM bots"]).stdout == "\(ids.count)\n")
+            #expect(try await runProcess(["sqlite3", env.db + ".before-restore", "SELECT count(*) FROM bots"]).stdout == "200\n")
+
+            let stranger = env.dir.file("stranger.db")
+            #expect(try await runProcess([botmakerBinary, "migrate", "--db", stranger]).status == 0)
+            let refused = try await env.run(["restore", stranger])
+            #expect(refused.status != 0 && refused.stderr.contains("another database"), "\(refused.stderr)")
+            #expect(try await env.run(["restore", stranger, "--allow-other-identity"]).status == 0)
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func restoreIsRefusedWhileAServiceRuns() async throws {
+        try await withEnv { env in
+            #expect(try await env.run(["migrate"]).status == 0)
+            let backup = env.dir.file("backup.db")
+            #expect(try await env.run(["backup", backup]).status == 0)
+            let service = try ServiceProcess(
+                arguments: ["--db", env.db, "--secrets-dir", env.dir.file("secrets"), "--docker-host", "unix://\(env.dir.file("none.sock"))"],
+                logPath: env.dir.file("run.log"))
+            try await eventually("the service holds the lock") { service.log.contains("reconciler started") }
+            let refused = try await env.run(["restore", backup])
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("pid \(service.pid)") && refused.stderr.contains("stop it before restoring"), "\(refused.stderr)")
+            #expect(try await service.stop() == 0)
+            #expect(try await env.run(["restore", backup]).status == 0)
+        }
+    }
 }

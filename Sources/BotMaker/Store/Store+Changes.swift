@@ -114,3 +114,64 @@ extension Store {
         }
     }
 }
+
+/// What a backup file holds, checked before a restore.
+public struct BackupSummary: Sendable {
+    public var ownerId: String?
+    public var bots: Int
+    public var migrations: [String]
+}
+
+extension Store {
+    /// A consistent copy of the whole database at `destination`: SQLite's online backup, taken inside one
+    /// read transaction (the WAL included), so writers go on and the copy is the state when it began. It is
+    /// written beside `destination` under a temporary name and renamed, so a failed backup leaves nothing.
+    public func backup(to destination: String) throws {
+        let temporary = destination + ".partial-\(getpid())"
+        try? FileManager.default.removeItem(atPath: temporary)
+        do {
+            let target = try DatabaseQueue(path: temporary)
+            try writer.backup(to: target)
+            try target.close()
+            guard rename(temporary, destination) == 0 else { throw StoreError(String(cString: strerror(errno))) }
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw StoreError("cannot back up \(path) to \(destination): \(Self.describe(error))")
+        }
+    }
+
+    /// Checks a backup file without changing it: intact, written by a botmaker that knows no migration this one
+    /// does not; returns its identity and size.
+    public static func inspectBackup(path: String) throws -> BackupSummary {
+        guard FileManager.default.fileExists(atPath: path) else { throw StoreError("no backup at \(path)") }
+        var configuration = Configuration()
+        configuration.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            defer { try? queue.close() }
+            return try queue.read { db in
+                let check = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+                guard check == ["ok"] else { throw StoreError("\(path) is damaged: \(check.prefix(3).joined(separator: "; "))") }
+                let applied = try migrator.appliedIdentifiers(db)
+                let unknown = applied.subtracting(knownMigrations)
+                guard unknown.isEmpty else {
+                    throw StoreError("\(path) was written by a newer botmaker (migrations \(unknown.sorted().joined(separator: ", ")))")
+                }
+                guard try db.tableExists("bots") else { throw StoreError("\(path) is not a botmaker database") }
+                let owner = try db.tableExists("store_identity")
+                    ? try String.fetchOne(db, sql: "SELECT owner_id FROM store_identity WHERE id = 1") : nil
+                return BackupSummary(ownerId: owner, bots: try Int.fetchOne(db, sql: "SELECT count(*) FROM bots") ?? 0,
+                                     migrations: knownMigrations.filter(applied.contains))
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError("cannot read \(path): \(describe(error))")
+        }
+    }
+
+    /// Moves everything into the main file (`PRAGMA wal_checkpoint(TRUNCATE)`), so it can be moved aside whole.
+    public func checkpoint() throws {
+        try writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+}
