@@ -54,6 +54,8 @@ def cleanup_everything():
         stop_proc(proc)
     for instance in sorted(LABELS):
         remove_label(f"botmaker.instance={instance}", check=False)
+        # botmaker claims its instance on the engine with a named volume.
+        subprocess.run(["docker", "volume", "rm", "-f", f"botmaker.claim.{instance}"], capture_output=True)
 
 
 def sh(args, check=True, capture=True, **kw):
@@ -85,6 +87,8 @@ class Botmaker:
         self.db = os.path.join(workdir, f"{instance}.db")
         self.secrets = os.path.join(workdir, f"{instance}-secrets")
         self.args = ["--db", self.db, "--secrets-dir", self.secrets, "--instance", instance]
+        # A claim left by an earlier, interrupted run would refuse this new database: the bench owns these instances.
+        subprocess.run(["docker", "volume", "rm", "-f", f"botmaker.claim.{instance}"], capture_output=True)
         self.run(["migrate"])
 
     def run(self, args, check=True):

@@ -79,6 +79,30 @@ extension DockerClient {
         return try response.decode(ImageInspect.self)
     }
 
+    /// `POST /volumes/create`. Docker answers an existing name with that volume, unchanged: callers inspect it.
+    public func createVolume(name: String, labels: [String: String]) async throws(DockerEngineError) -> VolumeInspect {
+        let body: Data
+        do { body = try JSONEncoder().encode(["Name": AnyEncodable.string(name), "Labels": .labels(labels)]) } catch {
+            throw .decoding(operation: "volumes.create", reason: "cannot encode request: \(error)")
+        }
+        let response = try await send(.POST, "/volumes/create", body: body, operation: "volumes.create", deadline: deadlines.medium)
+        try response.expectSuccess()
+        return try response.decode(VolumeInspect.self)
+    }
+
+    /// `GET /volumes/{name}`.
+    public func inspectVolume(_ name: String) async throws(DockerEngineError) -> VolumeInspect {
+        let response = try await send(.GET, "/volumes/\(Self.segment(name))", operation: "volumes.inspect", deadline: deadlines.short)
+        try response.expectSuccess()
+        return try response.decode(VolumeInspect.self)
+    }
+
+    /// `DELETE /volumes/{name}`.
+    public func removeVolume(_ name: String) async throws(DockerEngineError) {
+        let response = try await send(.DELETE, "/volumes/\(Self.segment(name))", operation: "volumes.remove", deadline: deadlines.medium)
+        try response.expectSuccess()
+    }
+
     /// `GET /events` as an async sequence of decoded events. It has no idle timeout and ends when
     /// the consuming task is cancelled or the daemon closes the stream. `onConnect` runs once the
     /// daemon has accepted the subscription (the request is made on the first `next()`).
@@ -94,5 +118,19 @@ extension DockerClient {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(filters)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}
+
+/// The two shapes of value a volume-create body has.
+enum AnyEncodable: Encodable {
+    case string(String)
+    case labels([String: String])
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .labels(let value): try container.encode(value)
+        }
     }
 }

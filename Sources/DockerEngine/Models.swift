@@ -281,3 +281,19 @@ public struct DockerEvent: Decodable, Sendable, Equatable {
 struct DockerErrorBody: Decodable {
     var message: String
 }
+
+/// `GET /volumes/{name}` (the fields we use).
+public struct VolumeInspect: Decodable, Sendable, Equatable {
+    public var name: String
+    public var labels: [String: String]
+    public var createdAt: String
+
+    enum CodingKeys: String, CodingKey { case name = "Name", labels = "Labels", createdAt = "CreatedAt" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
+        createdAt = try c.decodeIfPresent(String.self, forKey: .createdAt) ?? ""
+    }
+}

@@ -63,6 +63,23 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 
+    /// This database's claim on its instance: its identity, absolute path and this host.
+    func claim(for store: Store) -> InstanceClaim {
+        InstanceClaim(owner: store.ownerId, databasePath: store.absolutePath, host: ProcessInfo.processInfo.hostName)
+    }
+
+    /// Holds (or takes, or refuses to take) the instance's claim before anything changes; a refusal is a one-line error.
+    func ensureClaim(store: Store, runtime: any ContainerRuntime, takeOver: Bool) async throws {
+        do {
+            if let note = try await InstanceClaims.ensure(claim(for: store), instance: instanceName, runtime: runtime, store: store,
+                                                           takeOver: takeOver) {
+                FileHandle.standardError.write(Data("\(note)\n".utf8))
+            }
+        } catch let refused as ClaimRefused {
+            throw CLIError(refused.description)
+        }
+    }
+
     /// Refuses a database path that names no file (checked before any lock file is made beside it).
     func requireDatabase() throws {
         guard FileManager.default.fileExists(atPath: databasePath) else {
@@ -80,8 +97,9 @@ struct GlobalOptions: ParsableArguments {
     func runtime(for store: Store, stopGraceSeconds: Int = 10, logger: Logger,
                  observer: (@Sendable (EngineRequest) -> Void)? = nil) throws -> any ContainerRuntime {
         do {
+            let adopted = (try? store.adoptedContainers()) ?? []
             return try DockerService.connect(host: dockerHost, stopGraceSeconds: stopGraceSeconds, instance: instanceName,
-                                             owner: store.ownerId, logger: logger, observer: observer)
+                                             owner: store.ownerId, adopted: adopted, logger: logger, observer: observer)
         } catch {
             throw CLIError("\(error.code.rawValue): \(error.message)")
         }

@@ -17,6 +17,9 @@ struct ReconcileOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds a stopping container gets between SIGTERM and SIGKILL.", valueName: "seconds"))
     var stopGrace: Int = 10
 
+    @Flag(help: "Take this instance over from the database that holds it (stop that database's service first).")
+    var takeOver = false
+
     func validate() throws {
         guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 64") }
         try Seconds.check("--backoff-base", backoffBase, in: 0.001...86_400)
@@ -109,6 +112,11 @@ extension Botmaker {
 
         /// The dry run: only reads (the store is opened read-only, the engine is only listed).
         private func preview(store: Store, runtime: any ContainerRuntime) async throws -> Int32 {
+            let mine = global.claim(for: store)
+            if let held = try? await runtime.instanceClaim(), !held.sameHolder(as: mine), !options.takeOver {
+                FileHandle.standardError.write(Data("refused: \(ClaimRefused(holder: held, mine: mine, instance: global.instanceName))\n".utf8))
+                return 1
+            }
             let view: FleetView
             do {
                 view = try await FleetView.load(store: store, runtime: runtime, secrets: global.secrets(), now: Date(),
@@ -126,6 +134,7 @@ extension Botmaker {
                                                 logger: logger)
             let outcome: (view: FleetView, reports: [KeyReport])
             do {
+                try await global.ensureClaim(store: store, runtime: runtime, takeOver: options.takeOver)
                 outcome = try await controller.reconcileOnce()
             } catch let error as ContainerError {
                 await controller.recordUnreachable(error)

@@ -60,7 +60,10 @@ extension Botmaker {
             var settings = ReconcilerService.Settings()
             settings.resyncInterval = Seconds.duration(resyncInterval)
             settings.pollInterval = Seconds.duration(pollInterval)
-            let service = ReconcilerService(controller: controller, settings: settings, logger: logger)
+            let global = self.global, takeOver = options.takeOver
+            let service = ReconcilerService(controller: controller, settings: settings, logger: logger) {
+                try await global.ensureClaim(store: store, runtime: runtime, takeOver: takeOver)
+            }
 
             var services: [any Service] = []
             if let metricsAddr, let (host, port) = MetricsServer.parseAddress(metricsAddr) {

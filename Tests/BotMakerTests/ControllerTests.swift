@@ -353,4 +353,33 @@ import TestSupport
         }
         #expect(await fixture.runtime.allContainers.count == 5)
     }
+
+    /// The instance's claim: a free instance is claimed, the holder is let through, anyone else (another
+    /// database, or this one at another path or host) is refused, and a take-over adopts only the holder's
+    /// containers of the taker's own rows.
+    @Test func oneDatabaseHoldsTheInstanceAndTakeOverAdoptsOnlyItsOwnBots() async throws {
+        let fixture = try Fixture()
+        let mine = InstanceClaim(owner: fixture.store.ownerId, databasePath: "/srv/a.db", host: "h1")
+        #expect(try await InstanceClaims.ensure(mine, instance: "default", runtime: fixture.runtime, store: fixture.store, takeOver: false) == nil)
+        #expect(try await InstanceClaims.ensure(mine, instance: "default", runtime: fixture.runtime, store: fixture.store, takeOver: false) == nil)
+        for other in [InstanceClaim(owner: fixture.store.ownerId, databasePath: "/srv/copy.db", host: "h1"),
+                      InstanceClaim(owner: fixture.store.ownerId, databasePath: "/srv/a.db", host: "h2"),
+                      InstanceClaim(owner: String(repeating: "f", count: 32), databasePath: "/srv/a.db", host: "h1")] {
+            await #expect(throws: ClaimRefused.self) {
+                try await InstanceClaims.ensure(other, instance: "default", runtime: fixture.runtime, store: fixture.store, takeOver: false)
+            }
+        }
+        // The holder's containers: one for a bot we also have a row for, one not.
+        let previous = String(repeating: "b", count: 32)
+        let theirs = [BotLabels.managed: "true", BotLabels.owner: previous]
+        let shared = await fixture.runtime.addContainer(name: "botmaker-shared", labels: theirs.merging([BotLabels.botId: "shared"]) { a, _ in a })
+        await fixture.runtime.addContainer(name: "botmaker-private", labels: theirs.merging([BotLabels.botId: "private"]) { a, _ in a })
+        try await fixture.runtime.releaseInstanceClaim()
+        _ = try await fixture.runtime.claimInstance(InstanceClaim(owner: previous, databasePath: "/srv/old.db", host: "h0"))
+        try fixture.add("shared")
+        let note = try await InstanceClaims.ensure(mine, instance: "default", runtime: fixture.runtime, store: fixture.store, takeOver: true)
+        #expect(note?.contains("adopted 1 of its containers") == true)
+        #expect(try fixture.store.adoptedContainers() == [shared])
+        #expect(try await fixture.runtime.instanceClaim()?.sameHolder(as: mine) == true)
+    }
 }

@@ -327,23 +327,20 @@ struct ReconcileTests {
         }
     }
 
-    /// Issue "never destroy a fleet", scenario 1: two databases, one instance name, one engine. Each database's
-    /// containers carry its identity (`botmaker.owner`), so neither removes the other's bots as orphans, and a bot
-    /// whose name the other's container holds gets OWNER_CONFLICT. A container labelled the way upstream BotMaker
+    /// Issue "never destroy a fleet", scenarios 1 and 2 and the staging copy: one database claims the instance on
+    /// the engine; another database (a second one, a mistyped path after `migrate`, a copy of ours at another path)
+    /// is refused before it changes anything. `--take-over` is deliberate: the taker adopts the holder's containers
+    /// of its own rows only, the holder's other bots stay untouched (a row for one of them later gets
+    /// OWNER_CONFLICT), and the former holder is refused in turn. A container labelled the way upstream BotMaker
     /// labels its bots (managed, a uuid bot-id, a hostname label, no owner) is reported as unowned and left alone.
-    @Test(.timeLimit(.minutes(3))) func twoDatabasesOnOneInstanceNeverTouchEachOthersBots() async throws {
+    @Test(.timeLimit(.minutes(3))) func anInstanceHasOneOwnerAndTakeOverIsDeliberate() async throws {
         try await withDeployment("owners") { deployment, client in
-            let second = deployment.dir.file("second.db")
-            func other(_ arguments: [String]) async throws -> ProcessOutput {
-                try await runProcess([botmakerBinary] + arguments + ["--db", second, "--secrets-dir", deployment.secretsDir,
+            func at(_ path: String, _ arguments: [String]) async throws -> ProcessOutput {
+                try await runProcess([botmakerBinary] + arguments + ["--db", path, "--secrets-dir", deployment.secretsDir,
                                                                       "--instance", deployment.instance])
             }
-            #expect(try await other(["migrate"]).status == 0)
-            try await deployment.insertBots(["twoa"])
+            try await deployment.insertBots(["twoa", "onlya"])
             #expect(try await deployment.botmaker(["reconcile"]).status == 0)
-            let nameA = "botmaker-\(deployment.bot("twoa"))"
-            let firstA = try #require(try await deployment.containers(client)[nameA]?.id)
-
             let upstreamName = "botmaker-\(deployment.bot("up"))"
             let upstream = try await runProcess([
                 "docker", "run", "-d", "--name", upstreamName, "--label", "botmaker.managed=true",
@@ -351,28 +348,47 @@ struct ReconcileTests {
                 "--label", "botmaker.instance=\(deployment.instance)", TestDocker.image,
             ])
             #expect(upstream.status == 0, "\(upstream.stderr)")
-            let upstreamId = upstream.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let before = try await deployment.containers(client).mapValues(\.id)
+            #expect(before.count == 3)
 
-            let rows = ["twob", "twoa"].map { "('\(deployment.bot($0))', '\(TestDocker.image)')" }.joined(separator: ",")
-            #expect(try await runProcess(["sqlite3", second, "INSERT INTO bots (id, image) VALUES \(rows)"]).status == 0)
-            let dry = try await other(["reconcile", "--dry-run"])
-            #expect(dry.stdout.contains("0 to remove") && !dry.stdout.contains("\n-   "), "\(dry.stdout)")
-            #expect(dry.stdout.contains("?   \(upstreamName)"), "\(dry.stdout)")
-            #expect(dry.stdout.contains("[OWNER_CONFLICT]"), "\(dry.stdout)")
-            _ = try await other(["reconcile"])
-            let code = try await runProcess(["sqlite3", second, "SELECT last_error_code FROM bot_status WHERE bot_id = '\(deployment.bot("twoa"))'"])
-            #expect(code.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "OWNER_CONFLICT")
+            // Refused: a second database, a mistyped path after migrate, a copy of ours at another path.
+            let second = deployment.dir.file("second.db"), typo = deployment.dir.file("bots.db.typo"), staging = deployment.dir.file("staging.db")
+            #expect(try await at(second, ["migrate"]).status == 0)
+            #expect(try await at(typo, ["migrate"]).status == 0)
+            #expect(try await runProcess(["cp", deployment.db, staging]).status == 0)
+            let values = ["twob", "twoa"].map { "('\(deployment.bot($0))', '\(TestDocker.image)', '[\"GREETING=hello\"]')" }.joined(separator: ",")
+            #expect(try await runProcess(["sqlite3", second, "INSERT INTO bots (id, image, environment) VALUES \(values)"]).status == 0)
+            for path in [second, typo, staging] {
+                for arguments in [["reconcile"], ["reconcile", "--dry-run"]] {
+                    let refused = try await at(path, arguments)
+                    #expect(refused.status == 1, "\(path) \(arguments): \(refused.stdout)")
+                    #expect(refused.stderr.contains("is claimed by database \(deployment.db) on host"), "\(refused.stderr)")
+                }
+            }
+            #expect(try await deployment.containers(client).mapValues(\.id) == before, "a refused database changed something")
 
-            // The first database, run again, leaves the second's bot alone too; nothing of anyone's was replaced.
-            let again = try await deployment.botmaker(["reconcile", "--dry-run"])
-            #expect(again.stdout.contains("0 to remove") || again.stdout.contains("No changes"), "\(again.stdout)")
-            #expect(!again.stdout.contains("\n-   "), "\(again.stdout)")
+            // Taken over deliberately: the second adopts the container of its row twoa (same spec: kept), creates twob,
+            // and leaves onlya (not its bot) and the upstream container alone.
+            let taken = try await at(second, ["reconcile", "--take-over"])
+            #expect(taken.status == 0, "\(taken.stdout)\(taken.stderr)")
+            #expect(taken.stderr.contains("adopted 1 of its containers"), "\(taken.stderr)")
+            #expect(taken.stdout.contains("?   \(upstreamName)"), "\(taken.stdout)")
             let after = try await deployment.containers(client)
-            #expect(after[nameA]?.id == firstA && after[nameA]?.state == "running")
+            for name in ["twoa", "onlya"] { #expect(after["botmaker-\(deployment.bot(name))"]?.id == before["botmaker-\(deployment.bot(name))"]) }
             #expect(after["botmaker-\(deployment.bot("twob"))"]?.state == "running")
-            #expect(after[upstreamName]?.id == upstreamId && after[upstreamName]?.state == "running")
-            let owners = try await client.inspectContainer(nameA).config.labels["botmaker.owner"]
-            #expect(owners?.count == 32)
+            #expect(after[upstreamName]?.id == before[upstreamName] && after[upstreamName]?.state == "running")
+            #expect(try await at(second, ["reconcile"]).stdout.contains("0 to remove"))
+
+            // A row for the former holder's other bot: its container is not ours.
+            #expect(try await runProcess(["sqlite3", second, "INSERT INTO bots (id, image) VALUES ('\(deployment.bot("onlya"))', '\(TestDocker.image)')"]).status == 0)
+            _ = try await at(second, ["reconcile"])
+            let conflict = try await runProcess(["sqlite3", second, "SELECT last_error_code FROM bot_status WHERE bot_id = '\(deployment.bot("onlya"))'"])
+            #expect(conflict.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "OWNER_CONFLICT")
+
+            // The former holder is refused now.
+            let former = try await deployment.botmaker(["reconcile"])
+            #expect(former.status == 1 && former.stderr.contains("is claimed by database \(second)"), "\(former.stderr)")
+            #expect(try await deployment.containers(client)["botmaker-\(deployment.bot("onlya"))"]?.id == before["botmaker-\(deployment.bot("onlya"))"])
         }
     }
 

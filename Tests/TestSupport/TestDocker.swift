@@ -58,8 +58,14 @@ public enum TestDocker {
         return try result.get()
     }
 
-    /// Force-removes every container whose name contains `fragment`, managed or not.
+    /// Force-removes every container whose name contains `fragment`, managed or not, and the instance claims
+    /// (named volumes `botmaker.claim.<instance>`) whose name contains it.
     public static func removeContainers(matching fragment: String) async {
+        if let volumes = try? await runProcess(["docker", "volume", "ls", "-q", "--filter", "name=botmaker.claim."]) {
+            for volume in volumes.stdout.split(separator: "\n").map(String.init) where volume.contains(fragment) {
+                _ = try? await runProcess(["docker", "volume", "rm", "-f", volume])
+            }
+        }
         guard let host = try? DockerHost.fromEnvironment() else { return }
         let client = DockerClient(host: host)
         if let containers = try? await client.listContainers(all: true, filters: ["name": [fragment]]) {

@@ -1,6 +1,7 @@
 import DockerEngine
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 
 /// The Docker Engine API implementation of ``ContainerRuntime`` (Podman's compatible API too).
 /// Containers are named `botmaker-<id>`, labelled `botmaker.managed=true`, `botmaker.bot-id=<id>` and
@@ -15,21 +16,24 @@ public struct DockerService: ContainerRuntime {
     public var instance: String
     /// The database's identity, put on every container as `botmaker.owner`; nil only for the engine's own tests.
     public var owner: String?
+    /// Containers taken over from another database (`--take-over`): ours although their owner label is not.
+    private let adopted: NIOLockedValueBox<Set<String>>
     private let logger: Logger
 
     public init(client: DockerClient, stopGraceSeconds: Int = 10, instance: String = BotLabels.defaultInstance,
-                owner: String? = nil, logger: Logger = Logger(label: "botmaker.docker")) {
+                owner: String? = nil, adopted: Set<String> = [], logger: Logger = Logger(label: "botmaker.docker")) {
         self.client = client
         self.stopGraceSeconds = stopGraceSeconds
         self.instance = instance
         self.owner = owner
+        self.adopted = NIOLockedValueBox(adopted)
         self.logger = logger
     }
 
     /// A service on the engine at `host` (`unix:///path` or `tcp://host:port`; nil: `DOCKER_HOST`, else the
     /// default socket). `observer` sees every finished request. Call ``shutdown()`` when done.
     public static func connect(host: String?, stopGraceSeconds: Int = 10, instance: String = BotLabels.defaultInstance,
-                               owner: String? = nil, logger: Logger,
+                               owner: String? = nil, adopted: Set<String> = [], logger: Logger,
                                observer: (@Sendable (EngineRequest) -> Void)? = nil) throws(ContainerError) -> DockerService {
         let parsed: DockerHost
         do {
@@ -42,7 +46,8 @@ public struct DockerService: ContainerRuntime {
             recorder = { record in observer(EngineRequest(operation: record.operation, status: record.status, seconds: record.seconds)) }
         }
         let client = DockerClient(host: parsed, logger: logger, observer: recorder)
-        return DockerService(client: client, stopGraceSeconds: stopGraceSeconds, instance: instance, owner: owner, logger: logger)
+        return DockerService(client: client, stopGraceSeconds: stopGraceSeconds, instance: instance, owner: owner, adopted: adopted,
+                             logger: logger)
     }
 
     public var endpoint: String { client.host.description }
@@ -51,29 +56,29 @@ public struct DockerService: ContainerRuntime {
         try? await client.shutdown()
     }
 
-    public func ownership(_ labels: [String: String]) -> ContainerOwnership {
-        ContainerOwnership.of(labels, instance: instance, owner: owner)
+    public func ownership(_ labels: [String: String], id: String) -> ContainerOwnership {
+        ContainerOwnership.of(labels, instance: instance, owner: owner, adopted: adopted.withLockedValue { $0.contains(id) })
     }
 
-    /// True when the labels say this database's botmaker made the container.
-    public func owns(_ labels: [String: String]) -> Bool {
-        ownership(labels) == .ours
+    /// True when this database's botmaker made (or took over) the container.
+    public func owns(_ labels: [String: String], id: String) -> Bool {
+        ownership(labels, id: id) == .ours
     }
 
     /// Ours, or without an owner label and exactly the bot's own (name checked by the caller, bot-id label here).
-    func mayManage(_ labels: [String: String], botId: String) -> Bool {
-        switch ownership(labels) {
+    func mayManage(_ labels: [String: String], id: String, botId: String) -> Bool {
+        switch ownership(labels, id: id) {
         case .ours: true
         case .unowned: (labels[BotLabels.botId] ?? botId) == botId
         case .otherOwner, .foreign: false
         }
     }
 
-    private func notOwnedMessage(_ what: String, labels: [String: String]) -> String {
-        if case .otherOwner(let other) = ownership(labels) {
+    private func notOwnedMessage(_ what: String, labels: [String: String], id: String) -> String {
+        if case .otherOwner(let other) = ownership(labels, id: id) {
             return "\(what) belongs to another botmaker database (owner \(other.prefix(12))) of instance \(instance); it is left alone"
         }
-        if case .unowned = ownership(labels) {
+        if case .unowned = ownership(labels, id: id) {
             return "\(what) was made by another botmaker (no \(BotLabels.owner) label) for bot \(labels[BotLabels.botId] ?? "?"); it is left alone"
         }
         if labels[BotLabels.managed] == "true" {
@@ -126,9 +131,10 @@ public struct DockerService: ContainerRuntime {
         } catch {
             var wrapped = wrapDockerError(error, botId: botId)
             if wrapped.code == .alreadyExists, let holder = try? await client.inspectContainer(name),
-               holder.name == "/" + name, !owns(holder.config.labels) {
-                wrapped.message = "\(name) is held by container \(holder.id.prefix(12)): " + notOwnedMessage("it", labels: holder.config.labels)
-                if case .otherOwner = ownership(holder.config.labels) { wrapped.code = .ownerConflict }
+               holder.name == "/" + name, !owns(holder.config.labels, id: holder.id) {
+                wrapped.message = "\(name) is held by container \(holder.id.prefix(12)): "
+                    + notOwnedMessage("it", labels: holder.config.labels, id: holder.id)
+                if case .otherOwner = ownership(holder.config.labels, id: holder.id) { wrapped.code = .ownerConflict }
             }
             throw wrapped
         }
@@ -182,8 +188,9 @@ public struct DockerService: ContainerRuntime {
             throw wrapDockerError(error, botId: botId, fallback: .stopFailed)
         }
         guard inspected.id == id || inspected.id.hasPrefix(id) else { return }
-        guard owns(inspected.config.labels) else {
-            throw ContainerError(.notManaged, notOwnedMessage("container \(id.prefix(12))", labels: inspected.config.labels), botId: botId)
+        guard owns(inspected.config.labels, id: inspected.id) else {
+            throw ContainerError(.notManaged, notOwnedMessage("container \(id.prefix(12))", labels: inspected.config.labels, id: inspected.id),
+                                 botId: botId)
         }
         try await removeManaged(id: inspected.id, botId: botId)
     }
@@ -215,7 +222,7 @@ public struct DockerService: ContainerRuntime {
     public func listManagedContainers() async throws(ContainerError) -> [ContainerInfo] {
         do {
             let summaries = try await client.listContainers(all: true, filters: ["label": ["\(BotLabels.managed)=true"]])
-            return summaries.filter { owns($0.labels) }.map(info)
+            return summaries.filter { owns($0.labels, id: $0.id) }.map(info)
         } catch {
             throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
         }
@@ -231,7 +238,7 @@ public struct DockerService: ContainerRuntime {
         }
         var observed = ObservedContainers()
         for summary in summaries {
-            switch ownership(summary.labels) {
+            switch ownership(summary.labels, id: summary.id) {
             case .ours, .unowned:
                 observed.managed.append(info(summary))
             case .otherOwner(let other):
@@ -256,7 +263,7 @@ public struct DockerService: ContainerRuntime {
         }
         // Docker falls back to id-prefix matching: only the exact name counts.
         guard container.name == "/" + name else { return ObservedContainers() }
-        switch ownership(container.config.labels) {
+        switch ownership(container.config.labels, id: container.id) {
         case .ours, .unowned:
             return ObservedContainers(managed: [Self.info(of: container)])
         case .otherOwner(let other):
@@ -274,7 +281,7 @@ public struct DockerService: ContainerRuntime {
             if error.httpStatus == 404 { return nil }
             throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
         }
-        guard container.id.hasPrefix(containerId), owns(container.config.labels) else { return nil }
+        guard container.id.hasPrefix(containerId), owns(container.config.labels, id: container.id) else { return nil }
         return Self.info(of: container)
     }
 
@@ -312,7 +319,7 @@ public struct DockerService: ContainerRuntime {
         let service = self
         return AsyncThrowingStream {
             while let event = try await source.next() {
-                switch service.ownership(event.attributes) {
+                switch service.ownership(event.attributes, id: event.actorID) {
                 case .ours, .unowned: break
                 case .otherOwner, .foreign: continue
                 }
@@ -323,6 +330,49 @@ public struct DockerService: ContainerRuntime {
             }
             return nil
         }
+    }
+
+    // MARK: - The instance's claim (a labelled named volume: no image needed, untouched by `docker container prune`)
+
+    var claimVolume: String { "botmaker.claim.\(instance)" }
+
+    public func instanceClaim() async throws(ContainerError) -> InstanceClaim? {
+        do {
+            return Self.claim(from: try await client.inspectVolume(claimVolume))
+        } catch {
+            if error.httpStatus == 404 { return nil }
+            throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
+        }
+    }
+
+    public func claimInstance(_ claim: InstanceClaim) async throws(ContainerError) -> InstanceClaim {
+        let since = ISO8601DateFormatter().string(from: claim.since ?? Date())
+        do {
+            // Creating an existing volume returns it unchanged: whoever created it first holds the claim.
+            return Self.claim(from: try await client.createVolume(name: claimVolume, labels: [
+                BotLabels.claim: "true", BotLabels.instance: instance, BotLabels.owner: claim.owner,
+                BotLabels.claimPath: claim.databasePath, BotLabels.claimHost: claim.host, BotLabels.claimSince: since,
+            ]))
+        } catch {
+            throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
+        }
+    }
+
+    static func claim(from volume: VolumeInspect) -> InstanceClaim {
+        InstanceClaim(owner: volume.labels[BotLabels.owner] ?? "?", databasePath: volume.labels[BotLabels.claimPath] ?? "?",
+                      host: volume.labels[BotLabels.claimHost] ?? "?",
+                      since: volume.labels[BotLabels.claimSince].flatMap { ISO8601DateFormatter().date(from: $0) })
+    }
+
+    public func releaseInstanceClaim() async throws(ContainerError) {
+        do { try await client.removeVolume(claimVolume) } catch {
+            if error.httpStatus == 404 { return }
+            throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
+        }
+    }
+
+    public func adopt(_ containerIds: Set<String>) async {
+        adopted.withLockedValue { $0.formUnion(containerIds) }
     }
 
     // MARK: - Helpers
@@ -376,10 +426,11 @@ public struct DockerService: ContainerRuntime {
             throw wrapDockerError(error, botId: botId, fallback: fallback)
         }
         guard container.name == "/" + name else { return nil }
-        guard mayManage(container.config.labels, botId: botId) else {
+        guard mayManage(container.config.labels, id: container.id, botId: botId) else {
             let code: ContainerError.Code
-            if case .otherOwner = ownership(container.config.labels) { code = .ownerConflict } else { code = .notManaged }
-            throw ContainerError(code, notOwnedMessage("\(name) (\(container.id.prefix(12)))", labels: container.config.labels), botId: botId)
+            if case .otherOwner = ownership(container.config.labels, id: container.id) { code = .ownerConflict } else { code = .notManaged }
+            throw ContainerError(code, notOwnedMessage("\(name) (\(container.id.prefix(12)))", labels: container.config.labels, id: container.id),
+                                 botId: botId)
         }
         return container
     }

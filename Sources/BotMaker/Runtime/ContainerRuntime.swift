@@ -52,6 +52,19 @@ public protocol ContainerRuntime: Sendable {
     /// subscription. The stream ends (or throws) when the connection breaks; callers reconnect.
     func events(onConnect: @escaping @Sendable () -> Void) -> AsyncThrowingStream<RuntimeEvent, any Error>
 
+    /// The instance's claim on the engine, if anyone holds it (read only).
+    func instanceClaim() async throws(ContainerError) -> InstanceClaim?
+
+    /// Claims the instance on the engine unless someone holds it; returns the claim in force afterwards
+    /// (ours, or the holder's).
+    func claimInstance(_ claim: InstanceClaim) async throws(ContainerError) -> InstanceClaim
+
+    /// Drops the instance's claim (for a deliberate take-over).
+    func releaseInstanceClaim() async throws(ContainerError)
+
+    /// Treats these containers (another database's, taken over) as ours.
+    func adopt(_ containerIds: Set<String>) async
+
     /// Releases connections; the runtime is not used afterwards.
     func shutdown() async
 }

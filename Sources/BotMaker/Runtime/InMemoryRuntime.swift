@@ -110,7 +110,7 @@ public actor InMemoryRuntime: ContainerRuntime {
         try await operate(.observe, botId: "*")
         var observed = ObservedContainers()
         for container in containers.values.sorted(by: { $0.name < $1.name }) {
-            switch ownership(container.labels) {
+            switch ownership(container.labels, id: container.id) {
             case .ours, .unowned:
                 observed.managed.append(info(container))
             case .otherOwner(let other):
@@ -127,7 +127,7 @@ public actor InMemoryRuntime: ContainerRuntime {
         try await operate(.observe, botId: botId)
         let name = ContainerDefaults.containerName(for: botId)
         guard let id = containerId(named: name), let container = containers[id] else { return ObservedContainers() }
-        switch ownership(container.labels) {
+        switch ownership(container.labels, id: container.id) {
         case .ours, .unowned: return ObservedContainers(managed: [info(container)])
         case .otherOwner(let other): return ObservedContainers(foreignNames: [name: id], otherOwners: [name: other])
         case .foreign: return ObservedContainers(foreignNames: [name: id])
@@ -248,6 +248,21 @@ public actor InMemoryRuntime: ContainerRuntime {
         for continuation in all { continuation.finish(throwing: ContainerError(.networkError, "event stream broke")) }
     }
 
+    private var claim: InstanceClaim?
+    private var adoptedIds: Set<String> = []
+
+    public func instanceClaim() async throws(ContainerError) -> InstanceClaim? { claim }
+
+    public func claimInstance(_ claim: InstanceClaim) async throws(ContainerError) -> InstanceClaim {
+        if let held = self.claim { return held }
+        self.claim = claim
+        return claim
+    }
+
+    public func releaseInstanceClaim() async throws(ContainerError) { claim = nil }
+
+    public func adopt(_ containerIds: Set<String>) async { adoptedIds.formUnion(containerIds) }
+
     public func shutdown() async {}
 
     // MARK: - Internals
@@ -267,8 +282,8 @@ public actor InMemoryRuntime: ContainerRuntime {
         if let failure = failures[botId]?[operation] { throw failure }
     }
 
-    private func ownership(_ labels: [String: String]) -> ContainerOwnership {
-        ContainerOwnership.of(labels, instance: instance, owner: owner)
+    private func ownership(_ labels: [String: String], id: String = "") -> ContainerOwnership {
+        ContainerOwnership.of(labels, instance: instance, owner: owner, adopted: adoptedIds.contains(id))
     }
 
     private func owns(_ labels: [String: String]) -> Bool { ownership(labels) == .ours }

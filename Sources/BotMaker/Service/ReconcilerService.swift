@@ -37,10 +37,16 @@ public final class ReconcilerService: Service, Sendable {
     /// Set when the service must stop with an error (the database path no longer names its file).
     private let failure = NIOLockedValueBox<StoreError?>(nil)
 
-    public init(controller: Controller, settings: Settings = .init(), logger: Logger) {
+    /// Runs before anything else and must succeed first (the instance's claim): an engine error is recorded
+    /// and retried with backoff; any other error ends the service.
+    private let preflight: (@Sendable () async throws -> Void)?
+
+    public init(controller: Controller, settings: Settings = .init(), logger: Logger,
+                preflight: (@Sendable () async throws -> Void)? = nil) {
         self.controller = controller
         self.settings = settings
         self.logger = logger
+        self.preflight = preflight
         // At most one resync pending: a burst of triggers while one runs leads to exactly one more.
         (resyncs, resyncContinuation) = AsyncStream.makeStream(of: ResyncTrigger.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -57,6 +63,7 @@ public final class ReconcilerService: Service, Sendable {
             "resync.seconds": "\(settings.resyncInterval)", "poll.seconds": "\(settings.pollInterval)",
             "concurrency": "\(controller.settings.concurrency)",
         ])
+        guard try await passPreflight() else { return }
         requestResync(.startup)
         let timer = ResyncTimer(every: settings.resyncInterval) { [self] in requestResync(.timer) }
         defer { timer.cancel() }
@@ -75,6 +82,31 @@ public final class ReconcilerService: Service, Sendable {
         }
         if let failure = failure.withLockedValue({ $0 }) { throw failure }
         logger.info("reconciler stopped")
+    }
+
+    /// Returns false when a graceful shutdown came first. The engine may not answer yet (botmaker started before
+    /// dockerd): that is recorded on every bot and retried, like any other time the engine is away.
+    private func passPreflight() async throws -> Bool {
+        guard let preflight else { return true }
+        var delay = settings.reconnectBase
+        while true {
+            do {
+                try await preflight()
+                return true
+            } catch let error as ContainerError {
+                await controller.recordUnreachable(error)
+                logger.warning("cannot check the instance's claim yet; will retry", metadata: [
+                    "error.code": "\(error.code.rawValue)", "error.message": "\(error.message)",
+                ])
+            }
+            do {
+                let wait = delay
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+            } catch {
+                return false
+            }
+            delay = min(delay * 2, settings.reconnectCap)
+        }
     }
 
     /// Workers finish the bot in hand and take no other; no new resync starts.

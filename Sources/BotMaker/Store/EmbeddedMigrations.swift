@@ -276,4 +276,14 @@ CREATE TABLE removal_approvals (
 );
 
 """#),
+    (id: "0006_instance_claim", sql: #"""
+-- Containers taken over from another database with `--take-over` (their botmaker.owner label is the other
+-- database's and labels cannot be changed): this database manages them as its own until they are recreated.
+CREATE TABLE adopted_containers (
+    container_id TEXT PRIMARY KEY NOT NULL,
+    previous_owner TEXT NOT NULL,
+    adopted_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
+);
+
+"""#),
 ]

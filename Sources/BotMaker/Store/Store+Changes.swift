@@ -175,3 +175,23 @@ extension Store {
         try writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 }
+
+extension Store {
+    /// The containers taken over from another database (`--take-over`).
+    public func adoptedContainers() throws -> Set<String> {
+        try read { db in Set(try String.fetchAll(db, sql: "SELECT container_id FROM adopted_containers")) }
+    }
+
+    public func recordAdoptions(_ containerIds: [String], previousOwner: String) async throws {
+        guard !containerIds.isEmpty else { return }
+        try await write { db in
+            for id in containerIds {
+                try db.execute(sql: "INSERT OR IGNORE INTO adopted_containers (container_id, previous_owner) VALUES (?, ?)",
+                               arguments: [id, previousOwner])
+            }
+        }
+    }
+
+    /// The database's path made absolute, as claims record it.
+    public var absolutePath: String { SecretsManager.absolute(path) }
+}

@@ -110,6 +110,11 @@ public enum BotLabels {
     public static let defaultInstance = "default"
     /// The id of the database whose botmaker made the container (`store_identity.owner_id`).
     public static let owner = "botmaker.owner"
+    /// On the instance's claim volume: the claimant's database path, host and time.
+    public static let claim = "botmaker.claim"
+    public static let claimPath = "botmaker.db-path"
+    public static let claimHost = "botmaker.host"
+    public static let claimSince = "botmaker.since"
 }
 
 /// What the engine shows: our containers, and names in our namespace held by containers we don't manage.
@@ -143,11 +148,12 @@ public enum ContainerOwnership: Sendable, Equatable {
 
     /// `owner` nil: an engine used without a database identity (the engine's own tests) treats every container
     /// of its instance as its own, as before identities existed.
-    public static func of(_ labels: [String: String], instance: String, owner: String?) -> ContainerOwnership {
+    /// `adopted`: the container was taken over from another database (`--take-over`) and is ours.
+    public static func of(_ labels: [String: String], instance: String, owner: String?, adopted: Bool = false) -> ContainerOwnership {
         guard labels[BotLabels.managed] == "true", (labels[BotLabels.instance] ?? BotLabels.defaultInstance) == instance else {
             return .foreign
         }
-        guard let owner else { return .ours }
+        guard let owner, !adopted else { return .ours }
         switch labels[BotLabels.owner] {
         case nil: return .unowned
         case owner?: return .ours
