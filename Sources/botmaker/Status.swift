@@ -21,6 +21,9 @@ extension Botmaker {
             if let held = try store.removalGuard() {
                 print("REMOVAL_GUARD since \(held.since.map(Self.format) ?? "?"): \(held.reason)\n")
             }
+            if let unowned = try store.unownedContainers() {
+                print("unowned (made by another botmaker, left alone): \(unowned)\n")
+            }
             if bots.isEmpty { print("no bots"); return }
             var rows = [["ID", "DESIRED", "ACTUAL", "ACTIVITY", "CONTAINER", "LAST ACTION", "ERROR", "NEXT ATTEMPT"]]
             for bot in bots {

@@ -378,6 +378,7 @@ struct ReconcileTests {
             #expect(after["botmaker-\(deployment.bot("twob"))"]?.state == "running")
             #expect(after[upstreamName]?.id == before[upstreamName] && after[upstreamName]?.state == "running")
             #expect(try await at(second, ["reconcile"]).stdout.contains("0 to remove"))
+            #expect(try await at(second, ["status"]).stdout.contains("unowned (made by another botmaker, left alone): \(upstreamName)"))
 
             // A row for the former holder's other bot: its container is not ours.
             #expect(try await runProcess(["sqlite3", second, "INSERT INTO bots (id, image) VALUES ('\(deployment.bot("onlya"))', '\(TestDocker.image)')"]).status == 0)

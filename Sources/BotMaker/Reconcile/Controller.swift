@@ -91,6 +91,12 @@ public final class Controller: Sendable {
             }
             try await store.recordRemovalGuard(view.removalGuard, at: clock.now())
         }
+        if view.unownedSummary != view.snapshot.unownedContainers {
+            if let unowned = view.unownedSummary {
+                logger.notice("containers of this instance made by another botmaker (no owner label) are left alone: \(unowned)")
+            }
+            try await store.recordUnownedContainers(view.unownedSummary)
+        }
         var (now, later) = view.keysToWork()
         // First sightings (a bot with no status row, nothing to do but record what was seen) are written here in
         // one transaction rather than by one worker each: a new 50,000-row fleet is one write, not 50,000 looks.

@@ -62,6 +62,13 @@ public struct FleetView: Sendable {
         return merged
     }
 
+    /// The unowned containers this view reports, as `status` shows them (nil: none).
+    public var unownedSummary: String? {
+        let unowned = plan.actions.filter { $0.kind == .unowned }
+        guard !unowned.isEmpty else { return nil }
+        return unowned.map { "\($0.containerName) (bot-id \($0.botId))" }.joined(separator: ", ")
+    }
+
     /// Status rows of bots that have none yet and need nothing else: no action, no error event.
     public func firstSightings() -> [BotStatus] {
         let busy = Set(plan.actions.map(\.workKey)).union(plan.events.map { WorkKey.bot($0.botId) })

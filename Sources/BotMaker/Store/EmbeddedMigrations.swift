@@ -285,5 +285,9 @@ CREATE TABLE adopted_containers (
     adopted_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
 );
 
+-- Containers of our instance without an owner label that are none of our bots' (reported, never touched),
+-- as the last resync saw them: `botmaker status` shows them.
+ALTER TABLE fleet_status ADD COLUMN unowned_containers TEXT;
+
 """#),
 ]

@@ -195,3 +195,17 @@ extension Store {
     /// The database's path made absolute, as claims record it.
     public var absolutePath: String { SecretsManager.absolute(path) }
 }
+
+extension Store {
+    /// Records the unowned containers a resync saw (nil: none).
+    public func recordUnownedContainers(_ text: String?) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE fleet_status SET unowned_containers = ? WHERE id = 1", arguments: [text])
+        }
+    }
+
+    /// The unowned containers the last resync saw, for `status`.
+    public func unownedContainers() throws -> String? {
+        try read { db in try String.fetchOne(db, sql: "SELECT unowned_containers FROM fleet_status WHERE id = 1") }
+    }
+}

@@ -191,6 +191,8 @@ public struct StoreSnapshot: Sendable {
     /// The newest approval of held removals (`botmaker approve-removals`), and the newest when the guard engaged.
     public var lastRemovalApproval: Int64 = 0
     public var removalGuardApproval: Int64 = 0
+    /// The unowned containers the last resync reported (`name (bot-id …)`, comma-separated), or nil.
+    public var unownedContainers: String?
 }
 
 extension Store {
@@ -234,12 +236,14 @@ extension Store {
         }
         let revision = try Int64.fetchOne(db, sql: "SELECT revision FROM store_revision WHERE id = 1") ?? 0
         let tombstones = try Row.fetchAll(db, sql: "SELECT CAST(bot_id AS BLOB) AS id FROM bot_tombstones").map { BotRow(row: $0).id }
-        let guardRow = try Row.fetchOne(db, sql: "SELECT removal_guard, removal_guard_since, removal_guard_approval FROM fleet_status WHERE id = 1")
+        let guardRow = try Row.fetchOne(db, sql: """
+            SELECT removal_guard, removal_guard_since, removal_guard_approval, unowned_containers FROM fleet_status WHERE id = 1
+            """)
         let approval = try Int64.fetchOne(db, sql: "SELECT max(id) FROM removal_approvals") ?? 0
         return StoreSnapshot(bots: bots, statuses: Dictionary(statuses.map { ($0.botId, $0) }, uniquingKeysWith: { a, _ in a }),
                              revision: revision, tombstones: Set(tombstones), removalGuard: guardRow?["removal_guard"],
                              removalGuardSince: guardRow?["removal_guard_since"], lastRemovalApproval: approval,
-                             removalGuardApproval: guardRow?["removal_guard_approval"] ?? 0)
+                             removalGuardApproval: guardRow?["removal_guard_approval"] ?? 0, unownedContainers: guardRow?["unowned_containers"])
     }
 
     /// Bot ids are bound as bytes and cast to TEXT: GRDB binds a String as a C string, which would cut
