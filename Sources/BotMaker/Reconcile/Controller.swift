@@ -185,7 +185,7 @@ public final class Controller: Sendable {
         } catch {
             logger.error("cannot read the bot", metadata: ["bot.id": "\(id)", "error": "\(error)"])
             retryLater(key)
-            return failureReport(key, botId: id, ContainerError(.invalidSpec, "cannot read the bot's row: \(error)", botId: id))
+            return failureReport(key, botId: id, ContainerError(.observeFailed, "cannot read the bot's row from the database: \(error)", botId: id))
         }
         var desired: [DesiredBot] = []
         var invalid: [InvalidBot] = []

@@ -17,7 +17,7 @@ public struct ContainerError: Error, Sendable, CustomStringConvertible {
         case crashLoop = "CRASH_LOOP"
         /// The secrets directory could not be prepared.
         case secretsError = "SECRETS_ERROR"
-        /// The engine answered a list or inspect with an error (not a bot's fault; retried).
+        /// The engine answered a list or inspect with an error, or the bot's row could not be read (not the bot's fault; retried).
         case observeFailed = "OBSERVE_FAILED"
         /// The engine speaks an API version older than botmaker's minimum, or answered something botmaker cannot read.
         case engineIncompatible = "ENGINE_INCOMPATIBLE"
