@@ -67,11 +67,7 @@ public struct DockerService: ContainerRuntime {
 
     /// Ours, or without an owner label and exactly the bot's own (name checked by the caller, bot-id label here).
     func mayManage(_ labels: [String: String], id: String, botId: String) -> Bool {
-        switch ownership(labels, id: id) {
-        case .ours: true
-        case .unowned: (labels[BotLabels.botId] ?? botId) == botId
-        case .otherOwner, .foreign: false
-        }
+        ownership(labels, id: id).allows(botId: botId, labels: labels)
     }
 
     private func notOwnedMessage(_ what: String, labels: [String: String], id: String) -> String {
@@ -237,17 +233,7 @@ public struct DockerService: ContainerRuntime {
             throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
         }
         var observed = ObservedContainers()
-        for summary in summaries {
-            switch ownership(summary.labels, id: summary.id) {
-            case .ours, .unowned:
-                observed.managed.append(info(summary))
-            case .otherOwner(let other):
-                observed.foreignNames[summary.name] = summary.id
-                observed.otherOwners[summary.name] = other
-            case .foreign:
-                if summary.name.hasPrefix(ContainerDefaults.namePrefix) { observed.foreignNames[summary.name] = summary.id }
-            }
-        }
+        for summary in summaries { observed.record(info(summary), as: ownership(summary.labels, id: summary.id)) }
         return observed
     }
 
@@ -263,14 +249,7 @@ public struct DockerService: ContainerRuntime {
         }
         // Docker falls back to id-prefix matching: only the exact name counts.
         guard container.name == "/" + name else { return ObservedContainers() }
-        switch ownership(container.config.labels, id: container.id) {
-        case .ours, .unowned:
-            return ObservedContainers(managed: [Self.info(of: container)])
-        case .otherOwner(let other):
-            return ObservedContainers(foreignNames: [name: container.id], otherOwners: [name: other])
-        case .foreign:
-            return ObservedContainers(foreignNames: [name: container.id])
-        }
+        return .of(Self.info(of: container), as: ownership(container.config.labels, id: container.id))
     }
 
     public func observe(containerId: String) async throws(ContainerError) -> ContainerInfo? {

@@ -110,15 +110,7 @@ public actor InMemoryRuntime: ContainerRuntime {
         try await operate(.observe, botId: "*")
         var observed = ObservedContainers()
         for container in containers.values.sorted(by: { $0.name < $1.name }) {
-            switch ownership(container.labels, id: container.id) {
-            case .ours, .unowned:
-                observed.managed.append(info(container))
-            case .otherOwner(let other):
-                observed.foreignNames[container.name] = container.id
-                observed.otherOwners[container.name] = other
-            case .foreign:
-                if container.name.hasPrefix(ContainerDefaults.namePrefix) { observed.foreignNames[container.name] = container.id }
-            }
+            observed.record(info(container), as: ownership(container.labels, id: container.id))
         }
         return observed
     }
@@ -127,11 +119,7 @@ public actor InMemoryRuntime: ContainerRuntime {
         try await operate(.observe, botId: botId)
         let name = ContainerDefaults.containerName(for: botId)
         guard let id = containerId(named: name), let container = containers[id] else { return ObservedContainers() }
-        switch ownership(container.labels, id: container.id) {
-        case .ours, .unowned: return ObservedContainers(managed: [info(container)])
-        case .otherOwner(let other): return ObservedContainers(foreignNames: [name: id], otherOwners: [name: other])
-        case .foreign: return ObservedContainers(foreignNames: [name: id])
-        }
+        return .of(info(container), as: ownership(container.labels, id: container.id))
     }
 
     public func observe(containerId: String) async throws(ContainerError) -> ContainerInfo? {
@@ -289,11 +277,7 @@ public actor InMemoryRuntime: ContainerRuntime {
     private func owns(_ labels: [String: String]) -> Bool { ownership(labels) == .ours }
 
     private func mayManage(_ labels: [String: String], botId: String) -> Bool {
-        switch ownership(labels) {
-        case .ours: true
-        case .unowned: (labels[BotLabels.botId] ?? botId) == botId
-        case .otherOwner, .foreign: false
-        }
+        ownership(labels).allows(botId: botId, labels: labels)
     }
 
     private func containerId(named name: String) -> String? {

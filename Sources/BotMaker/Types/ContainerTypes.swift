@@ -132,6 +132,26 @@ public struct ObservedContainers: Sendable, Equatable {
         self.foreignNames = foreignNames
         self.otherOwners = otherOwners
     }
+
+    /// Files one container where its ownership puts it (every runtime observes through this).
+    public mutating func record(_ container: ContainerInfo, as ownership: ContainerOwnership) {
+        switch ownership {
+        case .ours, .unowned:
+            managed.append(container)
+        case .otherOwner(let other):
+            foreignNames[container.name] = container.id
+            otherOwners[container.name] = other
+        case .foreign:
+            if container.name.hasPrefix(ContainerDefaults.namePrefix) { foreignNames[container.name] = container.id }
+        }
+    }
+
+    /// What observing one container shows.
+    public static func of(_ container: ContainerInfo, as ownership: ContainerOwnership) -> ObservedContainers {
+        var observed = ObservedContainers()
+        observed.record(container, as: ownership)
+        return observed
+    }
 }
 
 /// How botmaker relates to a container, from its labels alone.
@@ -145,6 +165,16 @@ public enum ContainerOwnership: Sendable, Equatable {
     case otherOwner(String)
     /// Not ours at all: no `botmaker.managed=true`, or another instance.
     case foreign
+
+    /// Whether a runtime may act on the container for `botId`: ours, or unowned and exactly that bot's (the caller
+    /// has matched the name; the bot-id label, when there is one, must agree).
+    public func allows(botId: String, labels: [String: String]) -> Bool {
+        switch self {
+        case .ours: true
+        case .unowned: (labels[BotLabels.botId] ?? botId) == botId
+        case .otherOwner, .foreign: false
+        }
+    }
 
     /// `owner` nil: an engine used without a database identity (the engine's own tests) treats every container
     /// of its instance as its own, as before identities existed.
