@@ -4,6 +4,8 @@
 
 BOTMAKER_TEST_IMAGE="${BOTMAKER_TEST_IMAGE:-botmaker-test/busybox:latest}"
 export BOTMAKER_TEST_IMAGE
+BOTMAKER_GATEWAY_IMAGE="${BOTMAKER_GATEWAY_IMAGE:-botmaker-test/gateway:latest}"
+export BOTMAKER_GATEWAY_IMAGE
 STARTED_DOCKERD_PID=""
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -77,6 +79,51 @@ ensure_test_image() {
         --change 'CMD ["sh", "-c", "trap \"exit 0\" TERM; while true; do sleep 1 & wait $!; done"]' \
         - "$BOTMAKER_TEST_IMAGE" >/dev/null
     rm -rf "$root"
+}
+
+# The OpenClaw gateway stand-in for workload tests: busybox httpd answering /healthz on 18789 as uid 1000, with a
+# HEALTHCHECK that fails while /home/node/.openclaw/unhealthy exists, and a start marker written to its state.
+ensure_gateway_image() {
+    local image="${BOTMAKER_GATEWAY_IMAGE:-botmaker-test/gateway:latest}"
+    if docker image inspect "$image" >/dev/null 2>&1; then return 0; fi
+    log "building $image (OpenClaw gateway stand-in) from busybox-static"
+    local root; root=$(mktemp -d)
+    mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/www" "$root/home/node/.openclaw"
+    cp /bin/busybox "$root/bin/busybox"
+    local applet
+    for applet in sh httpd wget mkdir date echo cat ls id touch test sleep rm nc true false env timeout; do
+        ln -s busybox "$root/bin/$applet"
+    done
+    printf 'root:x:0:0:root:/:/bin/sh\nnode:x:1000:1000:node:/home/node:/bin/sh\n' > "$root/etc/passwd"
+    printf 'root:x:0:\nnode:x:1000:\n' > "$root/etc/group"
+    echo ok > "$root/www/healthz"
+    cat > "$root/bin/healthcheck" <<'SH'
+#!/bin/sh
+test -e /home/node/.openclaw/unhealthy && { echo "unhealthy marker present"; exit 1; }
+exec wget -q -O /dev/null http://127.0.0.1:18789/healthz
+SH
+    cat > "$root/bin/gateway" <<'SH'
+#!/bin/sh
+echo "started $(date)" >> /home/node/.openclaw/started || echo "cannot write started marker" >&2
+exec httpd -f -p 18789 -h /www
+SH
+    chmod 0755 "$root/bin/healthcheck" "$root/bin/gateway"
+    chmod 1777 "$root/tmp"
+    chmod 0755 "$root/home/node" "$root/home/node/.openclaw"
+    tar -C "$root" --numeric-owner --owner=0 --group=0 --exclude=./home/node -c . > "$root.tar"
+    tar -C "$root" --numeric-owner --owner=1000 --group=1000 -r -f "$root.tar" ./home/node
+    # --start-period omitted: dockerd 20.10 rejects "0s" (Interval "start-period" cannot be less than 1ms); default is 0.
+    docker import \
+        --change 'ENV PATH=/bin' \
+        --change 'USER 1000:1000' \
+        --change 'WORKDIR /home/node' \
+        --change 'EXPOSE 18789/tcp' \
+        --change 'HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD ["/bin/healthcheck"]' \
+        --change 'CMD ["/bin/gateway"]' \
+        "$root.tar" "$image" >/dev/null
+    local rc=$?
+    rm -rf "$root" "$root.tar"
+    return $rc
 }
 
 # The Swift toolchain lives in /opt/swift on this machine kind.

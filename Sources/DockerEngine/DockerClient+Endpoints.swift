@@ -103,6 +103,26 @@ extension DockerClient {
         try response.expectSuccess()
     }
 
+    /// `POST /networks/create` of a bridge network; a name already taken is a 409 (callers inspect it).
+    public func createNetwork(name: String, options: [String: String], labels: [String: String]) async throws(DockerEngineError) {
+        let body: Data
+        do {
+            body = try JSONEncoder().encode(["Name": AnyEncodable.string(name), "Driver": .string("bridge"), "CheckDuplicate": .bool(true),
+                                             "Options": .labels(options), "Labels": .labels(labels)])
+        } catch {
+            throw .decoding(operation: "networks.create", reason: "cannot encode request: \(error)")
+        }
+        let response = try await send(.POST, "/networks/create", body: body, operation: "networks.create", deadline: deadlines.medium)
+        try response.expectSuccess()
+    }
+
+    /// `GET /networks/{name}`.
+    public func inspectNetwork(_ name: String) async throws(DockerEngineError) -> NetworkInspect {
+        let response = try await send(.GET, "/networks/\(Self.segment(name))", operation: "networks.inspect", deadline: deadlines.short)
+        try response.expectSuccess()
+        return try response.decode(NetworkInspect.self)
+    }
+
     /// `GET /events` as an async sequence of decoded events. It has no idle timeout and ends when
     /// the consuming task is cancelled or the daemon closes the stream. `onConnect` runs once the
     /// daemon has accepted the subscription (the request is made on the first `next()`).
@@ -121,15 +141,17 @@ extension DockerClient {
     }
 }
 
-/// The two shapes of value a volume-create body has.
+/// The shapes of value a volume- or network-create body has.
 enum AnyEncodable: Encodable {
     case string(String)
+    case bool(Bool)
     case labels([String: String])
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .string(let value): try container.encode(value)
+        case .bool(let value): try container.encode(value)
         case .labels(let value): try container.encode(value)
         }
     }

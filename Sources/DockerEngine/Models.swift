@@ -51,24 +51,107 @@ public struct ContainerCreateRequest: Encodable, Sendable, Equatable {
     public var cmd: [String]?
     public var env: [String]
     public var labels: [String: String]
+    public var user: String?
+    public var exposedPorts: [String: EmptyObject]?
+    public var healthcheck: Healthcheck?
     public var hostConfig: HostConfig
+
+    /// `{}` in JSON (Docker's set-like maps, e.g. `ExposedPorts`).
+    public struct EmptyObject: Codable, Sendable, Equatable {
+        public init() {}
+    }
+
+    /// `Config.Healthcheck`; durations in nanoseconds.
+    public struct Healthcheck: Codable, Sendable, Equatable {
+        public var test: [String]
+        public var interval: Int64?
+        public var timeout: Int64?
+        public var retries: Int?
+        public init(test: [String], interval: Int64? = nil, timeout: Int64? = nil, retries: Int? = nil) {
+            self.test = test
+            self.interval = interval
+            self.timeout = timeout
+            self.retries = retries
+        }
+        enum CodingKeys: String, CodingKey { case test = "Test", interval = "Interval", timeout = "Timeout", retries = "Retries" }
+    }
 
     public struct HostConfig: Codable, Sendable, Equatable {
         public var binds: [String]?
+        public var mounts: [Mount]?
+        public var portBindings: [String: [PortBinding]]?
         public var restartPolicy: RestartPolicy?
         public var networkMode: String?
         public var initProcess: Bool?
+        public var memory: Int64?
+        public var nanoCpus: Int64?
+        public var pidsLimit: Int?
+        public var securityOpt: [String]?
+        public var capDrop: [String]?
+        public var readonlyRootfs: Bool?
+        public var tmpfs: [String: String]?
+        public var logConfig: LogConfig?
 
-        public init(binds: [String]? = nil, restartPolicy: RestartPolicy? = nil, networkMode: String? = nil, initProcess: Bool? = nil) {
+        public init(binds: [String]? = nil, mounts: [Mount]? = nil, portBindings: [String: [PortBinding]]? = nil,
+                    restartPolicy: RestartPolicy? = nil, networkMode: String? = nil, initProcess: Bool? = nil, memory: Int64? = nil,
+                    nanoCpus: Int64? = nil, pidsLimit: Int? = nil, securityOpt: [String]? = nil, capDrop: [String]? = nil,
+                    readonlyRootfs: Bool? = nil, tmpfs: [String: String]? = nil, logConfig: LogConfig? = nil) {
             self.binds = binds
+            self.mounts = mounts
+            self.portBindings = portBindings
             self.restartPolicy = restartPolicy
             self.networkMode = networkMode
             self.initProcess = initProcess
+            self.memory = memory
+            self.nanoCpus = nanoCpus
+            self.pidsLimit = pidsLimit
+            self.securityOpt = securityOpt
+            self.capDrop = capDrop
+            self.readonlyRootfs = readonlyRootfs
+            self.tmpfs = tmpfs
+            self.logConfig = logConfig
         }
 
         enum CodingKeys: String, CodingKey {
-            case binds = "Binds", restartPolicy = "RestartPolicy", networkMode = "NetworkMode", initProcess = "Init"
+            case binds = "Binds", mounts = "Mounts", portBindings = "PortBindings", restartPolicy = "RestartPolicy"
+            case networkMode = "NetworkMode", initProcess = "Init", memory = "Memory", nanoCpus = "NanoCpus", pidsLimit = "PidsLimit"
+            case securityOpt = "SecurityOpt", capDrop = "CapDrop", readonlyRootfs = "ReadonlyRootfs", tmpfs = "Tmpfs", logConfig = "LogConfig"
         }
+    }
+
+    /// `HostConfig.Mounts[]` (bind mounts only).
+    public struct Mount: Codable, Sendable, Equatable {
+        public var type: String
+        public var source: String
+        public var target: String
+        public var readOnly: Bool?
+        public init(type: String = "bind", source: String, target: String, readOnly: Bool? = nil) {
+            self.type = type
+            self.source = source
+            self.target = target
+            self.readOnly = readOnly
+        }
+        enum CodingKeys: String, CodingKey { case type = "Type", source = "Source", target = "Target", readOnly = "ReadOnly" }
+    }
+
+    public struct PortBinding: Codable, Sendable, Equatable {
+        public var hostIp: String
+        public var hostPort: String
+        public init(hostIp: String, hostPort: String) {
+            self.hostIp = hostIp
+            self.hostPort = hostPort
+        }
+        enum CodingKeys: String, CodingKey { case hostIp = "HostIp", hostPort = "HostPort" }
+    }
+
+    public struct LogConfig: Codable, Sendable, Equatable {
+        public var type: String
+        public var config: [String: String]
+        public init(type: String, config: [String: String]) {
+            self.type = type
+            self.config = config
+        }
+        enum CodingKeys: String, CodingKey { case type = "Type", config = "Config" }
     }
 
     public struct RestartPolicy: Codable, Sendable, Equatable {
@@ -77,16 +160,21 @@ public struct ContainerCreateRequest: Encodable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey { case name = "Name" }
     }
 
-    public init(image: String, cmd: [String]? = nil, env: [String] = [], labels: [String: String] = [:], hostConfig: HostConfig = .init()) {
+    public init(image: String, cmd: [String]? = nil, env: [String] = [], labels: [String: String] = [:], user: String? = nil,
+                exposedPorts: [String: EmptyObject]? = nil, healthcheck: Healthcheck? = nil, hostConfig: HostConfig = .init()) {
         self.image = image
         self.cmd = cmd
         self.env = env
         self.labels = labels
+        self.user = user
+        self.exposedPorts = exposedPorts
+        self.healthcheck = healthcheck
         self.hostConfig = hostConfig
     }
 
     enum CodingKeys: String, CodingKey {
-        case image = "Image", cmd = "Cmd", env = "Env", labels = "Labels", hostConfig = "HostConfig"
+        case image = "Image", cmd = "Cmd", env = "Env", labels = "Labels", user = "User", exposedPorts = "ExposedPorts"
+        case healthcheck = "Healthcheck", hostConfig = "HostConfig"
     }
 }
 
@@ -120,10 +208,47 @@ public struct ContainerInspect: Decodable, Sendable, Equatable {
         public var error: String
         public var startedAt: String
         public var finishedAt: String
+        /// Absent for a container without a health check.
+        public var health: Health?
+
+        /// `State.Health`: `starting`, `healthy` or `unhealthy`, and the last checks' results.
+        public struct Health: Decodable, Sendable, Equatable {
+            public var status: String
+            public var failingStreak: Int
+            public var log: [Check]
+
+            public struct Check: Decodable, Sendable, Equatable {
+                public var exitCode: Int
+                public var output: String
+                enum CodingKeys: String, CodingKey { case exitCode = "ExitCode", output = "Output" }
+                public init(exitCode: Int, output: String) {
+                    self.exitCode = exitCode
+                    self.output = output
+                }
+                public init(from decoder: any Decoder) throws {
+                    let c = try decoder.container(keyedBy: CodingKeys.self)
+                    exitCode = try c.decodeIfPresent(Int.self, forKey: .exitCode) ?? 0
+                    output = try c.decodeIfPresent(String.self, forKey: .output) ?? ""
+                }
+            }
+
+            enum CodingKeys: String, CodingKey { case status = "Status", failingStreak = "FailingStreak", log = "Log" }
+            public init(status: String, failingStreak: Int = 0, log: [Check] = []) {
+                self.status = status
+                self.failingStreak = failingStreak
+                self.log = log
+            }
+            public init(from decoder: any Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                status = try c.decodeIfPresent(String.self, forKey: .status) ?? ""
+                failingStreak = try c.decodeIfPresent(Int.self, forKey: .failingStreak) ?? 0
+                log = try c.decodeIfPresent([Check].self, forKey: .log) ?? []
+            }
+        }
 
         enum CodingKeys: String, CodingKey {
             case status = "Status", running = "Running", restarting = "Restarting", exitCode = "ExitCode", error = "Error"
-            case startedAt = "StartedAt", finishedAt = "FinishedAt"
+            case startedAt = "StartedAt", finishedAt = "FinishedAt", health = "Health"
         }
 
         public init(status: String, running: Bool, restarting: Bool = false, exitCode: Int = 0, error: String = "", startedAt: String = "", finishedAt: String = "") {
@@ -145,6 +270,7 @@ public struct ContainerInspect: Decodable, Sendable, Equatable {
             error = try c.decodeIfPresent(String.self, forKey: .error) ?? ""
             startedAt = try c.decodeIfPresent(String.self, forKey: .startedAt) ?? ""
             finishedAt = try c.decodeIfPresent(String.self, forKey: .finishedAt) ?? ""
+            health = try c.decodeIfPresent(Health.self, forKey: .health)
         }
 
         public var startedDate: Date? { DockerTimestamp.parse(startedAt) }
@@ -156,18 +282,21 @@ public struct ContainerInspect: Decodable, Sendable, Equatable {
         public var env: [String]
         public var cmd: [String]?
         public var labels: [String: String]
+        public var user: String
 
-        enum CodingKeys: String, CodingKey { case image = "Image", env = "Env", cmd = "Cmd", labels = "Labels" }
+        enum CodingKeys: String, CodingKey { case image = "Image", env = "Env", cmd = "Cmd", labels = "Labels", user = "User" }
 
         public init(image: String, env: [String] = [], cmd: [String]? = nil, labels: [String: String] = [:]) {
             self.image = image
             self.env = env
             self.cmd = cmd
             self.labels = labels
+            self.user = ""
         }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
+            user = try c.decodeIfPresent(String.self, forKey: .user) ?? ""
             image = try c.decodeIfPresent(String.self, forKey: .image) ?? ""
             env = try c.decodeIfPresent([String].self, forKey: .env) ?? []
             cmd = try c.decodeIfPresent([String].self, forKey: .cmd)
@@ -295,5 +424,23 @@ public struct VolumeInspect: Decodable, Sendable, Equatable {
         name = try c.decode(String.self, forKey: .name)
         labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
         createdAt = try c.decodeIfPresent(String.self, forKey: .createdAt) ?? ""
+    }
+}
+
+/// `GET /networks/{id}` (the fields we use).
+public struct NetworkInspect: Decodable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var labels: [String: String]
+    public var options: [String: String]
+
+    enum CodingKeys: String, CodingKey { case id = "Id", name = "Name", labels = "Labels", options = "Options" }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decodeIfPresent(String.self, forKey: .id) ?? ""
+        name = try c.decodeIfPresent(String.self, forKey: .name) ?? ""
+        labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
+        options = try c.decodeIfPresent([String: String].self, forKey: .options) ?? [:]
     }
 }

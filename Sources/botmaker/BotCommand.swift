@@ -1,8 +1,11 @@
 import ArgumentParser
 import BotMaker
 import Foundation
+import Logging
 
 extension DesiredState: ExpressibleByArgument {}
+extension SecurityProfile: ExpressibleByArgument {}
+extension BotNetwork: ExpressibleByArgument {}
 
 extension Botmaker {
     struct BotCommand: AsyncParsableCommand {
@@ -10,13 +13,13 @@ extension Botmaker {
             commandName: "bot",
             abstract: "Declare bots: add, change, remove, restart and list them.",
             discussion: "These edit the database only; `botmaker reconcile` or a running `botmaker run` makes Docker follow.",
-            subcommands: [Add.self, Set.self, Remove.self, Restart.self, List.self])
+            subcommands: [Add.self, Set.self, Remove.self, Restart.self, Purge.self, List.self])
     }
 }
 
 /// Spec options shared by `bot add` and `bot set`.
 struct SpecOptions: ParsableArguments {
-    @Option(help: "Image reference, e.g. ghcr.io/acme/openclaw:1.2 (must exist locally; botmaker never pulls).")
+    @Option(help: "Image reference, e.g. ghcr.io/openclaw/openclaw:latest (must exist locally; botmaker never pulls).")
     var image: String?
 
     @Option(name: .customLong("env"), help: ArgumentHelp("Environment entry KEY=VALUE; repeat for more. On `set`, replaces the whole list.", valueName: "KEY=VALUE"))
@@ -28,8 +31,67 @@ struct SpecOptions: ParsableArguments {
     @Option(help: "Desired state: running, stopped or absent.")
     var state: DesiredState?
 
-    func changes(clearEnvironment: Bool = false, resetCommand: Bool = false) throws -> BotChanges {
+    @Option(name: .customLong("mount"), help: ArgumentHelp("State directory NAME=/container/path (<data root>/<id>/NAME on the host); repeat for more. On `set`, replaces the list.", valueName: "NAME=TARGET"))
+    var mounts: [String] = []
+
+    @Option(name: .customLong("port"), help: ArgumentHelp("Published port: 18789 (host port from --port-range, on 127.0.0.1), 19001:18789 or 0.0.0.0:19001:18789/tcp; repeat for more. On `set`, replaces the list.", valueName: "spec"))
+    var ports: [String] = []
+
+    @Option(help: ArgumentHelp("Health check command overriding the image's HEALTHCHECK, as a JSON array.", valueName: "json"))
+    var healthCmd: String?
+
+    @Option(help: ArgumentHelp("Seconds between health checks (with --health-cmd).", valueName: "seconds"))
+    var healthInterval: Int?
+
+    @Option(help: ArgumentHelp("Numeric user the container runs as; its state directories are given to it.", valueName: "UID[:GID]"))
+    var user: String?
+
+    @Option(help: ArgumentHelp("Memory limit: bytes, or with a suffix k, m or g (binary), e.g. 2g.", valueName: "size"))
+    var memory: String?
+
+    @Option(help: "CPU limit, e.g. 1.5.")
+    var cpus: Double?
+
+    @Option(help: "Most processes the container may have (default 512).")
+    var pidsLimit: Int?
+
+    @Option(help: "Hardening: standard (no-new-privileges, drop NET_RAW and NET_ADMIN) or strict (also drop all capabilities, read-only root, tmpfs /tmp).")
+    var security: SecurityProfile?
+
+    @Option(help: "Network: botmaker (bots cannot reach each other) or bridge (Docker's default).")
+    var network: BotNetwork?
+
+    func changes(clearEnvironment: Bool = false, resetCommand: Bool = false, clearMounts: Bool = false, clearPorts: Bool = false,
+                 resetHealth: Bool = false) throws -> BotChanges {
         var changes = BotChanges(image: image, desiredState: state)
+        if !mounts.isEmpty {
+            changes.mounts = try mounts.map { text in
+                guard let equals = text.firstIndex(of: "=") else { throw CLIError("--mount must be NAME=/container/path, e.g. state=/home/node/.openclaw") }
+                return StateMount(name: String(text[..<equals]), target: String(text[text.index(after: equals)...]))
+            }
+        } else if clearMounts {
+            changes.mounts = []
+        }
+        if !ports.isEmpty { changes.ports = ports } else if clearPorts { changes.ports = [] }
+        if let healthCmd {
+            guard let data = healthCmd.data(using: .utf8), let arguments = try? JSONDecoder().decode([String].self, from: data) else {
+                throw CLIError("--health-cmd must be a JSON array of strings, e.g. '[\"wget\",\"-q\",\"-O-\",\"http://127.0.0.1:18789/healthz\"]'")
+            }
+            changes.healthCommand = .some(arguments)
+        } else if resetHealth {
+            changes.healthCommand = .some(nil)
+            changes.healthIntervalSeconds = .some(nil)
+        }
+        if let healthInterval { changes.healthIntervalSeconds = .some(healthInterval) }
+        if let user { changes.user = .some(user) }
+        if let memory {
+            guard let bytes = Self.bytes(memory) else { throw CLIError("--memory must be a number of bytes, or with k, m or g, e.g. 2g") }
+            changes.memoryBytes = .some(bytes)
+        }
+        if let cpus { changes.cpus = .some(cpus) }
+        changes.pidsLimit = pidsLimit
+        changes.security = security
+        changes.network = network
         if !environment.isEmpty { changes.environment = environment } else if clearEnvironment { changes.environment = [] }
         if let command {
             guard let data = command.data(using: .utf8), let arguments = try? JSONDecoder().decode([String].self, from: data) else {
@@ -41,6 +103,17 @@ struct SpecOptions: ParsableArguments {
         }
         return changes
     }
+
+    /// `2g`, `512m`, `64k` (binary multiples) or plain bytes.
+    static func bytes(_ text: String) -> Int64? {
+        let lower = text.lowercased()
+        let units: [Character: Int64] = ["k": 1 << 10, "m": 1 << 20, "g": 1 << 30]
+        if let unit = lower.last.flatMap({ units[$0] }) {
+            guard let number = Double(lower.dropLast()), number > 0, number * Double(unit) < 1e15 else { return nil }
+            return Int64((number * Double(unit)).rounded())
+        }
+        return Int64(lower).flatMap { $0 > 0 ? $0 : nil }
+    }
 }
 
 extension Botmaker.BotCommand {
@@ -50,13 +123,32 @@ extension Botmaker.BotCommand {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Bot id: a DNS label (a-z, 0-9, -; 1 to 63 characters).") var id: String
         @OptionGroup var spec: SpecOptions
+        @Option(help: "Fill in a known workload's defaults (other options override them): openclaw.") var preset: Preset?
+
+        enum Preset: String, ExpressibleByArgument, CaseIterable {
+            case openclaw
+        }
 
         func run() async throws {
             let store = try global.openStore()
+            var changes = try spec.changes()
+            if preset == .openclaw { changes = OpenClawPreset.apply(to: changes, overridingEnvironment: spec.environment) }
             do {
-                try store.addBot(id: id, changes: try spec.changes())
+                try store.addBot(id: id, changes: changes)
             } catch let error as StoreError {
                 throw CLIError(error.message)
+            }
+            if preset == .openclaw {
+                let secrets = global.secrets()
+                do {
+                    if try !secrets.list(botId: id).contains(OpenClawPreset.tokenSecret) {
+                        try secrets.set(botId: id, name: OpenClawPreset.tokenSecret, value: Data(OpenClawPreset.newToken().utf8))
+                    }
+                } catch {
+                    throw CLIError("added bot \(id), but cannot write its gateway token: \(error.message)")
+                }
+                print("added bot \(id) (OpenClaw preset; gateway token in secret \(OpenClawPreset.tokenSecret): `botmaker secrets ls \(id)`)")
+                return
             }
             print("added bot \(id)")
         }
@@ -70,12 +162,16 @@ extension Botmaker.BotCommand {
         @OptionGroup var spec: SpecOptions
         @Flag(help: "Remove every environment entry.") var clearEnv = false
         @Flag(help: "Go back to the image's own command.") var resetCommand = false
+        @Flag(help: "Remove every state mount (the directories stay until `bot purge`).") var clearMounts = false
+        @Flag(help: "Remove every published port.") var clearPorts = false
+        @Flag(help: "Go back to the image's own HEALTHCHECK.") var resetHealth = false
 
         func run() async throws {
             let store = try global.openStore()
             let changed: Bool
             do {
-                changed = try store.updateBot(id: id, changes: try spec.changes(clearEnvironment: clearEnv, resetCommand: resetCommand))
+                changed = try store.updateBot(id: id, changes: try spec.changes(
+                    clearEnvironment: clearEnv, resetCommand: resetCommand, clearMounts: clearMounts, clearPorts: clearPorts, resetHealth: resetHealth))
             } catch let error as StoreError {
                 throw CLIError(error.message)
             }
@@ -107,6 +203,46 @@ extension Botmaker.BotCommand {
             let store = try global.openStore()
             do { try store.requestRestart(id: id) } catch let error as StoreError { throw CLIError(error.message) }
             print("restart requested for bot \(id)")
+        }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a bot's state directories (<data root>/<id>): its config, sessions and workspace. Irreversible.",
+            discussion: "Refused while the bot has a container, or while its row exists and is not absent: delete the row (`bot rm`) or set it absent, reconcile, then purge.")
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Bot id.") var id: String
+
+        func run() async throws {
+            if let problem = BotValidation.idProblem(id) { throw CLIError("invalid bot id: \(problem)") }
+            let store = try global.openStore()
+            try global.checkRoots(store, record: false)
+            if let row = try store.bot(id: id), row.desiredState != DesiredState.absent.rawValue {
+                throw CLIError("bot \(id) is \(row.desiredState ?? "?"); delete its row (`botmaker bot rm \(id)`) or set it absent first")
+            }
+            let logger = Logger(label: "botmaker")
+            let runtime = try global.runtime(for: store, logger: logger)
+            let observed: ObservedContainers
+            do { observed = try await runtime.observe(botId: id) } catch {
+                await runtime.shutdown()
+                throw CLIError("cannot check for the bot's container: \(error.code.rawValue): \(error.message)")
+            }
+            await runtime.shutdown()
+            if let container = observed.managed.first ?? observed.foreignNames.values.first.map({ ContainerInfo(id: $0, name: "", botId: id, state: .unknown, status: "") }) {
+                throw CLIError("bot \(id) still has a container (\(container.id.prefix(12))); reconcile first so it is removed")
+            }
+            let state = global.stateDirectories()
+            do {
+                if try state.purge(botId: id) {
+                    try? await store.record(statuses: [], events: [BotEvent(at: Date(), botId: id, action: "purge", result: "ok", message: "state directories deleted")])
+                    print("purged \(state.directory(for: id))")
+                } else {
+                    print("nothing to purge: \(state.directory(for: id)) does not exist")
+                }
+            } catch {
+                throw CLIError("\(error.code.rawValue): \(error.message)")
+            }
         }
     }
 

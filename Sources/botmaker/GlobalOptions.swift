@@ -14,6 +14,9 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Root of the per-bot secrets directories (env BOTMAKER_SECRETS_DIR; default ./secrets).", valueName: "dir"))
     var secretsDir: String?
 
+    @Option(name: .long, help: ArgumentHelp("Root of the per-bot state directories (env BOTMAKER_DATA_DIR; default ./data).", valueName: "dir"))
+    var dataDir: String?
+
     @Option(name: .long, help: ArgumentHelp("Instance name, when several botmaker databases share one Docker engine (env BOTMAKER_INSTANCE; default \"default\").", valueName: "name"))
     var instance: String?
 
@@ -92,6 +95,19 @@ struct GlobalOptions: ParsableArguments {
         SecretsManager(root: SecretsManager.getSecretsRoot(option: secretsDir))
     }
 
+    func stateDirectories() -> StateDirectories {
+        StateDirectories(root: StateDirectories.getRoot(option: dataDir))
+    }
+
+    var roots: HostRoots { HostRoots(data: stateDirectories().root, secrets: secrets().root) }
+
+    /// Refuses roots other than the ones this database recorded at first use (recording them when `record`).
+    func checkRoots(_ store: Store, record: Bool, move: Bool = false) throws {
+        let problem: String?
+        do { problem = try roots.check(against: store, record: record, move: move) } catch { throw CLIError("cannot check the host roots: \(error)") }
+        if let problem { throw CLIError(problem) }
+    }
+
     /// The engine: the Docker Engine API at `--docker-host` (else `DOCKER_HOST`, else the default socket).
     /// The engine for `store`'s bots: its containers carry the database's identity as `botmaker.owner`.
     func runtime(for store: Store, stopGraceSeconds: Int = 10, logger: Logger,
@@ -108,7 +124,7 @@ struct GlobalOptions: ParsableArguments {
 
 extension GlobalOptions {
     /// Options that take a value and belong to every command.
-    static let valued = ["--db", "--docker-host", "--secrets-dir", "--instance", "--log-level", "--log-format"]
+    static let valued = ["--db", "--docker-host", "--secrets-dir", "--data-dir", "--instance", "--log-level", "--log-format"]
 
     /// Moves global options given before the subcommand to just after it (`botmaker --db x.db status` →
     /// `botmaker status --db x.db`), since ArgumentParser reads options per command.

@@ -20,7 +20,24 @@ struct ReconcileOptions: ParsableArguments {
     @Flag(help: "Take this instance over from the database that holds it (stop that database's service first).")
     var takeOver = false
 
+    @Option(help: "At most this many running bots are recreated at once (spec changes, botmaker upgrades); the rest wait their turn.")
+    var maxParallelUpdates: Int = 1
+
+    @Option(help: ArgumentHelp("Host ports for ports given without one, e.g. 19000-19999.", valueName: "from-to"))
+    var portRange: String = "19000-19999"
+
+    @Flag(help: "Use --data-dir and --secrets-dir although the database recorded other roots (move the directories first).")
+    var moveRoots = false
+
+    var parsedPortRange: ClosedRange<Int>? {
+        let parts = portRange.split(separator: "-")
+        guard parts.count == 2, let low = Int(parts[0]), let high = Int(parts[1]), 1 <= low, low <= high, high <= 65535 else { return nil }
+        return low...high
+    }
+
     func validate() throws {
+        guard (1...64).contains(maxParallelUpdates) else { throw ValidationError("--max-parallel-updates must be between 1 and 64") }
+        guard parsedPortRange != nil else { throw ValidationError("--port-range must be FROM-TO within 1-65535, e.g. 19000-19999") }
         guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 64") }
         try Seconds.check("--backoff-base", backoffBase, in: 0.001...86_400)
         try Seconds.check("--backoff-cap", backoffCap, in: backoffBase...86_400)
@@ -31,7 +48,10 @@ struct ReconcileOptions: ParsableArguments {
                     allowMassRemoval: Bool = false, logger: Logger) -> Controller {
         var settings = Controller.Settings(concurrency: concurrency, backoff: Backoff(base: backoffBase, cap: backoffCap))
         settings.allowMassRemoval = allowMassRemoval
-        return Controller(store: store, runtime: runtime, secrets: global.secrets(), settings: settings, metrics: metrics, logger: logger)
+        settings.maxParallelUpdates = maxParallelUpdates
+        settings.portRange = parsedPortRange ?? settings.portRange
+        return Controller(store: store, runtime: runtime, secrets: global.secrets(), state: global.stateDirectories(), settings: settings,
+                          metrics: metrics, logger: logger)
     }
 }
 
@@ -80,6 +100,17 @@ extension Botmaker {
         @Flag(help: "Let removals the mass-removal guard would hold go ahead this once.")
         var allowMassRemoval = false
 
+        @Flag(help: "After applying, wait until every running bot runs and, where it has a health check, is healthy (exit 1 naming those that are not).")
+        var wait = false
+
+        @Option(help: ArgumentHelp("Seconds --wait waits at most (1 to 3600).", valueName: "seconds"))
+        var waitTimeout: Double = 120
+
+        func validate() throws {
+            try Seconds.check("--wait-timeout", waitTimeout, in: 1...3600)
+            if wait && dryRun { throw ValidationError("--wait applies changes and cannot be combined with --dry-run") }
+        }
+
         func run() async throws {
             // Applying needs the reconciler lock (one per database); a dry run changes nothing and does not.
             try global.requireDatabase()
@@ -87,6 +118,7 @@ extension Botmaker {
             do { lock = dryRun ? nil : try ReconcilerLock.acquire(databasePath: global.databasePath) } catch { throw CLIError(error.message) }
             defer { withExtendedLifetime(lock) {} }
             let store = try global.openStore(readOnly: dryRun)
+            try global.checkRoots(store, record: !dryRun, move: options.moveRoots && !dryRun)
             let logger = Logger(label: "botmaker")
             let tally = RequestTally()
             let runtime = try global.runtime(for: store, stopGraceSeconds: options.stopGrace, logger: logger, observer: tally.observer)
@@ -119,8 +151,8 @@ extension Botmaker {
             }
             let view: FleetView
             do {
-                view = try await FleetView.load(store: store, runtime: runtime, secrets: global.secrets(), now: Date(),
-                                                allowMassRemoval: allowMassRemoval)
+                view = try await FleetView.load(store: store, runtime: runtime, secrets: global.secrets(), state: global.stateDirectories(),
+                                                now: Date(), allowMassRemoval: allowMassRemoval)
             } catch let error as ContainerError {
                 throw CLIError("cannot observe Docker: \(error.code.rawValue): \(error.message)")
             }
@@ -148,7 +180,43 @@ extension Botmaker {
                 return 1
             }
             if results.contains(where: { !$0.succeeded }) { return 1 }
+            if wait, !(try await waitUntilReady(store: store, runtime: runtime)) { return 1 }
             return detailedExitcode && plan.hasChanges ? 2 : 0
+        }
+
+        /// `--wait`: looks at the fleet (one list call) until every running bot is ready, one fails, or the time is up.
+        private func waitUntilReady(store: Store, runtime: any ContainerRuntime) async throws -> Bool {
+            let deadline = ContinuousClock.now + Seconds.duration(waitTimeout)
+            let running = try await store.snapshot().bots.compactMap { row -> String? in
+                guard case .valid(let bot) = BotValidation.validate(row, secretsRoot: "/"), bot.desiredState == .running else { return nil }
+                return bot.id
+            }
+            var announced = false
+            while true {
+                let readiness: Readiness
+                do { readiness = Readiness.of(running, in: try await runtime.observe()) } catch {
+                    throw CLIError("cannot observe Docker: \(error.code.rawValue): \(error.message)")
+                }
+                if readiness.isReady {
+                    if !json { print("ready: \(running.count) running bot\(running.count == 1 ? "" : "s")") }
+                    return true
+                }
+                let timedOut = ContinuousClock.now >= deadline
+                if !readiness.failed.isEmpty || timedOut {
+                    let problems = readiness.failed.isEmpty ? readiness.pending : readiness.failed
+                    let lines = problems.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)" }.joined(separator: "\n")
+                    FileHandle.standardError.write(Data(("not ready" + (timedOut && readiness.failed.isEmpty ? " after \(Int(waitTimeout)) s" : "")
+                                                         + ":\n" + lines + "\n").utf8))
+                    return false
+                }
+                if !announced && !json {
+                    print("waiting for \(readiness.pending.count) bot\(readiness.pending.count == 1 ? "" : "s") to be ready: "
+                          + readiness.pending.keys.sorted().prefix(5).joined(separator: ", ") + (readiness.pending.count > 5 ? ", …" : ""))
+                    fflush(nil)
+                    announced = true
+                }
+                try await Task.sleep(for: .milliseconds(250))
+            }
         }
     }
 }

@@ -51,6 +51,7 @@ extension Botmaker {
             let lock: ReconcilerLock
             do { lock = try ReconcilerLock.acquire(databasePath: global.databasePath) } catch { throw CLIError(error.message) }
             let store = try global.openStore()
+            try global.checkRoots(store, record: true, move: options.moveRoots)
 
             let registry = PrometheusCollectorRegistry()
             if metricsAddr != nil { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }

@@ -20,7 +20,7 @@ import TestSupport
 
     @Test func addSetListRemove() async throws {
         try await withEnv { env in
-            await #expect(try env.run(["migrate"]).stdout.contains("schema 0006_instance_claim"))
+            await #expect(try env.run(["migrate"]).stdout.contains("schema 0007_workloads"))
             let add = try await env.run(["bot", "add", "alpha", "--image", "img:1", "--env", "A=1", "--env", "TOKEN=hunter2"])
             #expect(add.status == 0, "\(add.stderr)")
             await #expect(try env.run(["bot", "add", "beta", "--image", "img:2", "--state", "stopped", "--command", #"["sh","-c","sleep 1"]"#]).status == 0)
@@ -59,7 +59,7 @@ import TestSupport
         (["bot", "restart", "ghost"], "no bot ghost"),
         (["bot", "add", "ok", "--image", "img", "--command", "sh -c x"], "--command must be a JSON array"),
         (["secrets", "set", "../etc", "X"], "invalid bot id"),
-        (["secrets", "set", "ok", "lower"], "secret names"),
+        (["secrets", "set", "ok", "a-b"], "secret names"),
         (["secrets", "rm", "ok", "NOPE"], "has no secret"),
     ])
     func errorsAreOneLineAndNonZero(_ arguments: [String], _ expected: String) async throws {

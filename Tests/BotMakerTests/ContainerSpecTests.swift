@@ -11,7 +11,35 @@ import TestSupport
     /// The encoding is a compatibility contract: a change here recreates every container in the field.
     @Test func canonicalEncodingIsPinned() {
         #expect(String(decoding: Self.config.spec.canonicalEncoding, as: UTF8.self) ==
-            #"{"command":["sh","-c","echo hi"],"environment":["A=1","B=two words","C=é/ü"],"image":"botmaker-test/busybox:latest","initProcess":true,"networkMode":"bridge","restartPolicy":"unless-stopped","secretsMount":"/srv/secrets/a:/run/secrets:ro","version":1}"#)
+            #"{"capDrop":["NET_ADMIN","NET_RAW"],"command":["sh","-c","echo hi"],"environment":["A=1","B=two words","C=é/ü"],"image":"botmaker-test/busybox:latest","initProcess":true,"logging":"json-file max-file=3 max-size=10m","networkMode":"botmaker","noNewPrivileges":true,"pidsLimit":512,"restartPolicy":"unless-stopped","secretsMount":"/srv/secrets/a:/run/secrets:ro","version":2}"#)
+    }
+
+    /// Optional fields at their neutral value are left out, so a field added later with a neutral default changes no
+    /// existing hash; set, each one is in the encoding.
+    @Test func neutralFieldsAreLeftOutAndSetOnesAreIn() {
+        var config = Self.config
+        config.dataPath = "/srv/data/a"
+        #expect(config.specHash == Self.config.specHash, "a data path without mounts is not part of the container")
+        config.mounts = [StateMount(name: "state", target: "/home/node/.openclaw")]
+        config.ports = [PortMapping(containerPort: 18789)]
+        config.health = HealthOverride(command: ["true"], intervalSeconds: 5)
+        config.user = "1000:1000"
+        config.memoryBytes = 1 << 30
+        config.nanoCPUs = 1_500_000_000
+        config.security = .strict
+        config.secretEnvironment = [SecretEnvironment(key: "TOKEN", secret: "gateway_token")]
+        config.secretDigests = ["gateway_token": "d1"]
+        let text = String(decoding: config.spec.canonicalEncoding, as: UTF8.self)
+        for part in [#""mounts":["/srv/data/a/state:/home/node/.openclaw"]"#, #""ports":["127.0.0.1:auto->18789/tcp"]"#,
+                     #""healthCommand":["true"]"#, #""healthIntervalSeconds":5"#, #""user":"1000:1000""#, #""memoryBytes":1073741824"#,
+                     #""nanoCPUs":1500000000"#, #""capDrop":["ALL"]"#, #""readOnlyRoot":true"#, #""tmpfs":{"/tmp":"rw,noexec,nosuid,size=64m"}"#,
+                     #""secretEnvironment":["TOKEN=@secret:gateway_token#d1"]"#] {
+            #expect(text.contains(part), "\(part) in \(text)")
+        }
+        var rotated = config
+        rotated.secretDigests = ["gateway_token": "d2"]
+        #expect(rotated.specHash != config.specHash)
+        #expect(rotated.spec.differences(from: config.spec) == ["environment from secrets"])
     }
 
     @Test func hashIsSHA256OfTheEncoding() async throws {

@@ -14,7 +14,10 @@ import Testing
     static func container(_ bot: DesiredBot, _ state: ContainerState, hash: String?? = .none, status: String? = nil, id: String? = nil) -> ContainerInfo {
         var labels = ["botmaker.managed": "true", "botmaker.bot-id": bot.id]
         let specHash: String? = hash ?? bot.config.specHash
-        if let specHash { labels["botmaker.spec-hash"] = specHash }
+        if let specHash {
+            labels["botmaker.spec-hash"] = specHash
+            labels["botmaker.spec-version"] = String(ContainerSpec.encodingVersion)
+        }
         let human = status ?? (state == .exited ? "Exited (137) 1 minute ago" : state == .restarting ? "Restarting (1) 2 seconds ago" : "Up 1 minute")
         return ContainerInfo(id: id ?? "c-\(bot.id)", name: "botmaker-\(bot.id)", botId: bot.id, state: state, status: human,
                              image: bot.config.image, labels: labels)
@@ -76,6 +79,60 @@ import Testing
         #expect(plan.actions[0].cause == "spec changed: environment")
         // Without the applied spec the cause is still truthful.
         #expect(Self.plan([new], [Self.container(old, .running)]).actions[0].cause == "spec changed")
+        #expect(plan.actions[0].isUpdate, "a recreate of a running container is an update (paced)")
+        #expect(!Self.plan([new], [Self.container(old, .exited)]).actions[0].isUpdate)
+    }
+
+    /// A container made by a botmaker whose spec encoding was older is an upgrade, named as such.
+    @Test func aContainerOfAnOlderSpecVersionIsAnUpgrade() {
+        let bot = Self.bot(env: ["K=v"])
+        var container = Self.container(bot, .running, hash: .some("0ld"))
+        container.labels["botmaker.spec-version"] = nil
+        let action = Self.plan([bot], [container]).actions[0]
+        #expect(action.kind == .recreate)
+        #expect(action.isUpdate)
+        #expect(action.cause.hasPrefix("botmaker upgrade: spec version 1 → \(ContainerSpec.encodingVersion)"), "\(action.cause)")
+    }
+
+    /// Health: an unhealthy container is restarted as UNHEALTHY, with backoff; one whose check is starting again after
+    /// such a restart keeps the error (and so the backoff) until it is healthy.
+    @Test func unhealthyIsRestartedWithBackoffAndHealedOnlyWhenHealthy() {
+        let bot = Self.bot(env: ["K=v"])
+        let unhealthy = Self.container(bot, .running, status: "Up 2 minutes (unhealthy)")
+        #expect(unhealthy.health == .unhealthy)
+        let first = Self.plan([bot], [unhealthy]).actions[0]
+        #expect(first.kind == .restart)
+        #expect(first.errorCode == .unhealthy)
+
+        var status = BotStatus(botId: bot.id)
+        status.containerId = unhealthy.id
+        status.lastErrorCode = "UNHEALTHY"
+        status.failureCount = 2
+        status.failedGeneration = bot.generation
+        status.nextAttemptAt = Self.now.addingTimeInterval(4)
+        #expect(Self.plan([bot], [unhealthy], statuses: [status]).actions[0].kind == .wait)
+
+        let starting = Self.plan([bot], [Self.container(bot, .running, status: "Up 1 second (health: starting)")], statuses: [status])
+        #expect(starting.actions.isEmpty)
+        #expect(starting.statusUpdates.first?.lastErrorCode == "UNHEALTHY")
+        #expect(starting.statusUpdates.first?.failureCount == 2)
+        #expect(starting.statusUpdates.first?.health == "starting")
+
+        let healthy = Self.plan([bot], [Self.container(bot, .running, status: "Up 9 seconds (healthy)")], statuses: [status])
+        #expect(healthy.statusUpdates.first?.lastErrorCode == nil)
+        #expect(healthy.statusUpdates.first?.failureCount == 0)
+        #expect(healthy.statusUpdates.first?.health == "healthy")
+    }
+
+    /// A secret the environment needs is missing: the bot is blocked with SECRETS_ERROR and its container left alone.
+    @Test func aMissingSecretBlocksWithoutTouchingTheContainer() {
+        var bot = Self.bot(env: ["K=v"])
+        let container = Self.container(bot, .running)
+        bot.secretProblem = "secret gateway_token for environment: /s/a/gateway_token does not exist"
+        let action = Self.plan([bot], [container]).actions[0]
+        #expect(action.kind == .blocked)
+        #expect(action.errorCode == .secretsError)
+        #expect(action.cause.contains("gateway_token"))
     }
 
     @Test func stoppedBotsIgnoreDriftAndNeverCreate() {

@@ -79,7 +79,8 @@ import Testing
             Issue.record("expected valid")
             return
         }
-        #expect(bot.config == ContainerConfig(image: "img:1", environment: ["A=1", "B=2"], secretsPath: "/srv/secrets/bot-1", command: ["sh"]))
+        #expect(bot.config == ContainerConfig(image: "img:1", environment: ["A=1", "B=2"], secretsPath: "/srv/secrets/bot-1", command: ["sh"],
+                                              dataPath: "/srv/data/bot-1"))
         #expect(bot.desiredState == .stopped)
         #expect(bot.generation == 7)
         #expect(bot.restartRequestedAt == "2026-01-01 00:00:00")

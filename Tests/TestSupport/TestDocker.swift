@@ -3,12 +3,21 @@ import DockerEngine
 import Foundation
 import Logging
 
+extension ContainerRuntime {
+    /// Creates a container for a config with only literal environment values and no published ports.
+    public func createContainer(botId: String, config: ContainerConfig) async throws(ContainerError) -> String {
+        try await createContainer(botId: botId, config: config, launch: ContainerLaunch(environment: config.environment))
+    }
+}
+
 /// Access to the real Docker engine for integration tests.
 ///
 /// When `BOTMAKER_REQUIRE_DOCKER` is set (as in CI), tests always run and fail if the engine is
 /// unreachable. Otherwise they are skipped on a machine without a running engine.
 public enum TestDocker {
     public static let image = ProcessInfo.processInfo.environment["BOTMAKER_TEST_IMAGE"] ?? "botmaker-test/busybox:latest"
+    /// The OpenClaw gateway stand-in: httpd on 18789 as uid 1000, a HEALTHCHECK, state under /home/node/.openclaw.
+    public static let gatewayImage = ProcessInfo.processInfo.environment["BOTMAKER_GATEWAY_IMAGE"] ?? "botmaker-test/gateway:latest"
 
     public static var required: Bool {
         let value = ProcessInfo.processInfo.environment["BOTMAKER_REQUIRE_DOCKER"] ?? ""

@@ -12,6 +12,8 @@ public func wrapDockerError(_ error: any Error, botId: String?, fallback: Contai
         return ContainerError(fallback, "\(error)", botId: botId, underlying: nil)
     }
     switch engineError {
+    case .http(_, let message, _) where message.contains("port is already allocated") || message.contains("address already in use"):
+        return ContainerError(.portConflict, message, botId: botId, underlying: engineError)
     case .http(404, let message, _):
         return ContainerError(.notFound, message, botId: botId, underlying: engineError)
     case .http(409, let message, _):

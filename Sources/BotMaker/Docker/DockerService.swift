@@ -18,6 +18,8 @@ public struct DockerService: ContainerRuntime {
     public var owner: String?
     /// Containers taken over from another database (`--take-over`): ours although their owner label is not.
     private let adopted: NIOLockedValueBox<Set<String>>
+    /// Whether botmaker's isolated network is known to exist (checked once, again after a 404 naming it).
+    private let networkReady = NIOLockedValueBox(false)
     private let logger: Logger
 
     public init(client: DockerClient, stopGraceSeconds: Int = 10, instance: String = BotLabels.defaultInstance,
@@ -97,29 +99,20 @@ public struct DockerService: ContainerRuntime {
     }
 
     /// Creates the bot's container (not started) and returns its id.
-    public func createContainer(botId: String, config: ContainerConfig) async throws(ContainerError) -> String {
+    public func createContainer(botId: String, config: ContainerConfig, launch: ContainerLaunch) async throws(ContainerError) -> String {
         let name = Self.containerName(for: botId)
-        guard config.secretsPath.hasPrefix("/") else {
+        guard config.secretsPath.hasPrefix("/"), config.mounts.isEmpty || config.dataPath.hasPrefix("/") else {
             // A relative bind source silently becomes a named volume.
-            throw ContainerError(.startFailed, "secrets path must be absolute: \(config.secretsPath)", botId: botId)
+            throw ContainerError(.startFailed, "secrets and data paths must be absolute: \(config.secretsPath), \(config.dataPath)", botId: botId)
         }
-        let request = ContainerCreateRequest(
-            image: config.image,
-            cmd: config.command,
-            env: config.environment,
-            labels: [
-                BotLabels.managed: "true",
-                BotLabels.botId: botId,
-                BotLabels.specHash: config.specHash,
-                BotLabels.instance: instance,
-            ].merging(owner.map { [BotLabels.owner: $0] } ?? [:]) { a, _ in a },
-            hostConfig: .init(
-                binds: [ContainerDefaults.secretsBind(config.secretsPath)],
-                restartPolicy: .init(name: ContainerDefaults.restartPolicy),
-                networkMode: ContainerDefaults.networkMode,
-                initProcess: ContainerDefaults.initProcess
-            )
-        )
+        if config.network == .botmaker { try await ensureIsolatedNetwork(botId: botId) }
+        let request = Self.createRequest(botId: botId, config: config, launch: launch, labels: [
+            BotLabels.managed: "true",
+            BotLabels.botId: botId,
+            BotLabels.specHash: config.specHash,
+            BotLabels.specVersion: String(ContainerSpec.encodingVersion),
+            BotLabels.instance: instance,
+        ].merging(owner.map { [BotLabels.owner: $0] } ?? [:]) { a, _ in a })
         do {
             let created = try await client.createContainer(name: name, request)
             logger.debug("created container", metadata: ["bot.id": "\(botId)", "container.id": "\(created.id.prefix(12))"])
@@ -132,9 +125,78 @@ public struct DockerService: ContainerRuntime {
                     + notOwnedMessage("it", labels: holder.config.labels, id: holder.id)
                 if case .otherOwner = ownership(holder.config.labels, id: holder.id) { wrapped.code = .ownerConflict }
             }
+            if config.network == .botmaker, error.httpStatus == 404, "\(error)".contains("network") {
+                networkReady.withLockedValue { $0 = false }
+            }
             throw wrapped
         }
     }
+
+    /// The Engine API body for a bot's container: the spec with its secrets and host ports resolved.
+    static func createRequest(botId: String, config: ContainerConfig, launch: ContainerLaunch, labels: [String: String]) -> ContainerCreateRequest {
+        var bindings: [String: [ContainerCreateRequest.PortBinding]] = [:]
+        for port in launch.published {
+            bindings[port.containerKey, default: []].append(.init(hostIp: port.hostIP, hostPort: String(port.hostPort)))
+        }
+        let healthcheck = config.health.map {
+            ContainerCreateRequest.Healthcheck(test: ["CMD"] + $0.command, interval: $0.intervalSeconds.map { Int64($0) * 1_000_000_000 })
+        }
+        return ContainerCreateRequest(
+            image: config.image,
+            cmd: config.command,
+            env: launch.environment,
+            labels: labels,
+            user: config.user,
+            exposedPorts: bindings.isEmpty ? nil : bindings.mapValues { _ in .init() },
+            healthcheck: healthcheck,
+            hostConfig: .init(
+                binds: [ContainerDefaults.secretsBind(config.secretsPath)],
+                // Mounts, not Binds: a missing source is an error instead of a root-owned directory made by dockerd.
+                mounts: config.mounts.isEmpty ? nil : config.mounts.map { .init(source: config.hostPath(of: $0), target: $0.target) },
+                portBindings: bindings.isEmpty ? nil : bindings,
+                restartPolicy: .init(name: ContainerDefaults.restartPolicy),
+                networkMode: config.network.dockerName,
+                initProcess: ContainerDefaults.initProcess,
+                memory: config.memoryBytes,
+                nanoCpus: config.nanoCPUs,
+                pidsLimit: config.pidsLimit,
+                securityOpt: ["no-new-privileges"],
+                capDrop: config.security.droppedCapabilities,
+                readonlyRootfs: config.security.readOnlyRoot ? true : nil,
+                tmpfs: config.security.readOnlyRoot ? ["/tmp": SecurityProfile.tmpfsOptions] : nil,
+                logConfig: .init(type: ContainerDefaults.logDriver, config: ContainerDefaults.logOptions)
+            )
+        )
+    }
+
+    /// Makes botmaker's bridge network (no traffic between its containers) unless it exists; a network of that
+    /// name that botmaker did not make is never used or changed.
+    func ensureIsolatedNetwork(botId: String) async throws(ContainerError) {
+        if networkReady.withLockedValue({ $0 }) { return }
+        let name = BotNetwork.isolatedNetworkName
+        do {
+            do {
+                try await client.createNetwork(name: name, options: [Self.iccOption: "false"], labels: [BotLabels.managed: "true"])
+            } catch {
+                guard error.httpStatus == 409 else { throw error }
+            }
+            let network = try await client.inspectNetwork(name)
+            guard network.labels[BotLabels.managed] == "true", network.options[Self.iccOption] == "false" else {
+                throw ContainerError(.configError, "network \(name) exists but was not made by botmaker (no \(BotLabels.managed)=true label, or "
+                                     + "traffic between its containers is allowed); rename or remove it, or set the bot's network to bridge",
+                                     botId: botId)
+            }
+            networkReady.withLockedValue { $0 = true }
+        } catch let error as ContainerError {
+            throw error
+        } catch let error as DockerEngineError {
+            throw wrapDockerError(error, botId: botId, fallback: .networkError)
+        } catch {
+            throw ContainerError(.networkError, "\(error)", botId: botId)
+        }
+    }
+
+    static let iccOption = "com.docker.network.bridge.enable_icc"
 
     /// Starts the bot's container, by id when the caller has just created it (no lookup needed).
     public func startContainer(botId: String, containerId: String?) async throws(ContainerError) {
@@ -144,6 +206,8 @@ public struct DockerService: ContainerRuntime {
         do {
             try await client.startContainer(id)
         } catch {
+            // "network botmaker not found": someone removed it; it is made again before the next create.
+            if error.httpStatus == 404, "\(error)".contains("network") { networkReady.withLockedValue { $0 = false } }
             throw wrapDockerError(error, botId: botId, fallback: .startFailed)
         }
     }
@@ -285,6 +349,9 @@ public struct DockerService: ContainerRuntime {
         let extras = actual.subtracting(bot.environment).filter { !desiredKeys.contains(EnvironmentEntry.key($0)) }
         guard extras.isSubset(of: Set(imageEnvironment)) else { return false }
         if let command = bot.command, container.config.cmd != command { return false }
+        // The hardening and network of this version: a container without them is recreated (as an update).
+        guard container.hostConfig.networkMode == bot.network.dockerName, container.hostConfig.pidsLimit == bot.pidsLimit,
+              Set(container.hostConfig.capDrop ?? []) == Set(bot.security.droppedCapabilities) else { return false }
         return (container.hostConfig.binds ?? []).contains(ContainerDefaults.secretsBind(bot.secretsPath))
     }
 
@@ -375,7 +442,8 @@ public struct DockerService: ContainerRuntime {
         let exitCode: Int? = [.exited, .restarting].contains(state) ? container.state.exitCode : nil
         return ContainerInfo(id: container.id, name: name, botId: botId, state: state,
                              status: state.rawValue + (exitCode.map { " (\($0))" } ?? ""),
-                             image: container.config.image, labels: labels, exitCode: exitCode)
+                             image: container.config.image, labels: labels, exitCode: exitCode,
+                             health: state == .running ? container.state.health.flatMap { ContainerHealth(docker: $0.status) } : nil)
     }
 
     static func status(of container: ContainerInspect) -> ContainerStatus {
@@ -389,8 +457,17 @@ public struct DockerService: ContainerRuntime {
             startedAt: container.state.startedDate,
             finishedAt: container.state.finishedDate,
             restartCount: container.restartCount,
-            error: container.state.error.isEmpty ? nil : container.state.error
+            error: container.state.error.isEmpty ? nil : container.state.error,
+            health: state == .running ? container.state.health.flatMap { ContainerHealth(docker: $0.status) } : nil,
+            healthLog: container.state.health?.log.last.map { Self.trimmedLog($0.output, exitCode: $0.exitCode) }
         )
+    }
+
+    /// The tail of a health check's output, one line, at most 300 characters.
+    static func trimmedLog(_ output: String, exitCode: Int) -> String {
+        let flat = output.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " | ")
+        let tail = flat.count > 300 ? "…" + flat.suffix(299) : flat
+        return "exit code \(exitCode)" + (tail.isEmpty ? "" : ": " + tail)
     }
 
     /// The bot's container by exact name, or nil. Docker falls back to id-prefix matching, so the

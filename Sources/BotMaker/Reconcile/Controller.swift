@@ -37,6 +37,10 @@ public final class Controller: Sendable {
         public var followsDeadlines = true
         /// Lets a batch of removals the mass-removal guard would hold go ahead (`reconcile --allow-mass-removal`).
         public var allowMassRemoval = false
+        /// At most this many running bots are recreated (updated) at once; the others wait their turn, holding no worker.
+        public var maxParallelUpdates = 1
+        /// Where automatic host ports come from.
+        public var portRange: ClosedRange<Int> = 19000...19999
         public init(concurrency: Int = 4, backoff: Backoff = .init()) {
             self.concurrency = max(1, concurrency)
             self.backoff = backoff
@@ -46,6 +50,7 @@ public final class Controller: Sendable {
     public let store: Store
     public let runtime: any ContainerRuntime
     public let secrets: SecretsManager
+    public let state: StateDirectories
     public let settings: Settings
     public let clock: any WallClock
     public let queue: WorkQueue<WorkKey>
@@ -56,13 +61,17 @@ public final class Controller: Sendable {
     private let transientFailures = NIOLockedValueBox<[WorkKey: Int]>([:])
     /// Whether the last resync engaged the mass-removal guard: workers then hold unexplained removals too.
     private let removalsHeld = NIOLockedValueBox(false)
+    /// Updates in progress, and the keys waiting for one to finish (in arrival order).
+    private let updates = NIOLockedValueBox<(running: Int, waiting: [WorkKey])>((0, []))
 
-    public init(store: Store, runtime: any ContainerRuntime, secrets: SecretsManager, settings: Settings = .init(),
-                clock: any WallClock = SystemWallClock(), metrics: ReconcilerMetrics = .init(), logger: Logger,
-                onReport: (@Sendable (KeyReport) -> Void)? = nil) {
+    /// `state` nil: the data root beside the secrets root, as `data` (tests).
+    public init(store: Store, runtime: any ContainerRuntime, secrets: SecretsManager, state: StateDirectories? = nil,
+                settings: Settings = .init(), clock: any WallClock = SystemWallClock(), metrics: ReconcilerMetrics = .init(),
+                logger: Logger, onReport: (@Sendable (KeyReport) -> Void)? = nil) {
         self.store = store
         self.runtime = runtime
         self.secrets = secrets
+        self.state = state ?? StateDirectories(root: ((secrets.root as NSString).deletingLastPathComponent as NSString).appendingPathComponent("data"))
         self.settings = settings
         self.clock = clock
         self.queue = WorkQueue(clock: clock)
@@ -80,8 +89,8 @@ public final class Controller: Sendable {
     /// needs work (or a deadline for those that wait) and returns the view. Writes nothing.
     @discardableResult
     public func resync() async throws -> FleetView {
-        let view = try await FleetView.load(store: store, runtime: runtime, secrets: secrets, now: clock.now(),
-                                            allowMassRemoval: settings.allowMassRemoval)
+        let view = try await FleetView.load(store: store, runtime: runtime, secrets: secrets, state: state, now: clock.now(),
+                                            allowMassRemoval: settings.allowMassRemoval, createKey: true)
         removalsHeld.withLockedValue { $0 = view.removalGuard != nil }
         if view.removalGuard != view.snapshot.removalGuard {
             if let reason = view.removalGuard {
@@ -136,7 +145,7 @@ public final class Controller: Sendable {
         let collected = NIOLockedValueBox<[KeyReport]>([])
         var once = settings
         once.followsDeadlines = false
-        let controller = Controller(store: store, runtime: runtime, secrets: secrets, settings: once, clock: clock,
+        let controller = Controller(store: store, runtime: runtime, secrets: secrets, state: state, settings: once, clock: clock,
                                     metrics: metrics, logger: logger, onReport: { report in collected.withLockedValue { $0.append(report) } })
         let view = try await controller.resync()
         await withTaskGroup(of: Void.self) { group in
@@ -190,8 +199,10 @@ public final class Controller: Sendable {
         var desired: [DesiredBot] = []
         var invalid: [InvalidBot] = []
         if let row = state.row {
-            switch BotValidation.validate(row, secretsRoot: secrets.root) {
-            case .valid(let bot): desired.append(bot)
+            switch BotValidation.validate(row, secretsRoot: secrets.root, dataRoot: self.state.root) {
+            case .valid(var bot):
+                secrets.resolve(&bot, createKey: true)
+                desired.append(bot)
             case .invalid(let bot): invalid.append(bot)
             }
         }
@@ -257,8 +268,19 @@ public final class Controller: Sendable {
                 heldActions.append(action)
                 continue
             }
+            if action.isUpdate, !takeUpdateSlot(key) {
+                action.kind = .wait
+                action.cause = "update waits its turn (at most \(settings.maxParallelUpdates) at a time): \(action.cause)"
+                var waiting = prior ?? BotStatus(botId: action.botId)
+                waiting.waitingFor = "an update slot (--max-parallel-updates \(settings.maxParallelUpdates))"
+                waiting.waitUntil = nil
+                try? await store.record(statuses: [waiting], events: [])
+                heldActions.append(action)
+                continue
+            }
             if action.kind.isMutating {
                 let result = await run(action, prior: prior)
+                if action.isUpdate { releaseUpdateSlot() }
                 results.append(result.result)
                 prior = result.status ?? prior
                 if let at = result.result.nextAttemptAt { requeue(key, at: at) }
@@ -268,9 +290,29 @@ public final class Controller: Sendable {
             }
         }
         if results.allSatisfy(\.succeeded) { transientFailures.withLockedValue { $0[key] = nil } }
-        let held = Set(heldActions.compactMap(\.containerId))
-        let actions = plan.actions.filter { !($0.kind == .remove && $0.containerId.map(held.contains) == true) } + heldActions
+        let held = Set(heldActions.map { "\($0.botId)|\($0.containerId ?? "")" })
+        let actions = plan.actions.filter { !(($0.kind == .remove || $0.isUpdate) && held.contains("\($0.botId)|\($0.containerId ?? "")")) } + heldActions
         return KeyReport(key: key, actions: actions, results: results)
+    }
+
+    /// Takes an update slot, or queues `key` behind the updates in progress (it is added back when one finishes).
+    private func takeUpdateSlot(_ key: WorkKey) -> Bool {
+        updates.withLockedValue { updates in
+            if updates.running < settings.maxParallelUpdates {
+                updates.running += 1
+                return true
+            }
+            if !updates.waiting.contains(key) { updates.waiting.append(key) }
+            return false
+        }
+    }
+
+    private func releaseUpdateSlot() {
+        let next = updates.withLockedValue { updates -> WorkKey? in
+            updates.running -= 1
+            return updates.waiting.isEmpty ? nil : updates.waiting.removeFirst()
+        }
+        if let next { queue.add(next) }
     }
 
     /// Brings back a key that could not be worked, with the same backoff as a bot's failures.
@@ -303,8 +345,11 @@ public final class Controller: Sendable {
         let started = ContinuousClock.now
         var error: ContainerError?
         var observed: ContainerStatus?
+        var created: Created?
+        // An unhealthy container's last health check says why: read it before the restart starts a fresh one.
+        let healthLog = action.errorCode == .unhealthy ? (try? await runtime.getContainerStatus(botId: action.botId))?.healthLog : nil
         do {
-            observed = try await perform(action)
+            (observed, created) = try await perform(action)
         } catch let failure {
             error = failure
         }
@@ -316,7 +361,7 @@ public final class Controller: Sendable {
         } else {
             logger.info("action done", metadata: ["cause": "\(action.cause)", "seconds": "\(String(format: "%.3f", seconds))"])
         }
-        let status = await record(action, prior: prior, observed: observed, error: error)
+        let status = await record(action, prior: prior, observed: observed, created: created, healthLog: healthLog, error: error)
         return (ActionResult(action: action, error: error, seconds: seconds, nextAttemptAt: status?.nextAttemptAt), status)
     }
 
@@ -327,12 +372,14 @@ public final class Controller: Sendable {
         }
     }
 
-    /// Performs the engine calls for one action; returns the container's resulting state (nil when removed).
-    private func perform(_ action: PlannedAction) async throws(ContainerError) -> ContainerStatus? {
+    /// Performs the engine calls for one action; returns the container's resulting state (nil when removed) and,
+    /// for a create, what it was made from.
+    private func perform(_ action: PlannedAction) async throws(ContainerError) -> (ContainerStatus?, Created?) {
         let botId = action.botId
         switch action.kind {
         case .create:
-            return try await createAndStart(action)
+            let created = try await createAndStart(action)
+            return (created.status, created)
         case .start:
             try await runtime.startContainer(botId: botId)
         case .stop:
@@ -341,18 +388,19 @@ public final class Controller: Sendable {
             try await runtime.restartContainer(botId: botId)
         case .recreate:
             try await runtime.removeContainer(botId: botId)
-            return try await createAndStart(action)
+            let created = try await createAndStart(action)
+            return (created.status, created)
         case .remove:
             if action.isOrphan, let id = action.containerId {
                 try await runtime.removeManagedContainer(id: id, botId: botId)
             } else {
                 try await runtime.removeContainer(botId: botId)
             }
-            return nil
+            return (nil, nil)
         case .invalid, .blocked, .wait, .unowned:
-            return nil
+            return (nil, nil)
         }
-        return await statusAfterAction(botId: botId)
+        return (await statusAfterAction(botId: botId), nil)
     }
 
     /// The container's state after a successful action; best effort: a failed look does not undo the action.
@@ -363,25 +411,62 @@ public final class Controller: Sendable {
         }
     }
 
-    private func createAndStart(_ action: PlannedAction) async throws(ContainerError) -> ContainerStatus? {
-        guard let bot = action.desired else { throw ContainerError(.invalidSpec, "no desired spec", botId: action.botId) }
+    /// Prepares what the container needs on the host (secrets directory, state directories, environment values from
+    /// secrets, host ports), creates it and starts it when the bot should run.
+    private func createAndStart(_ action: PlannedAction) async throws(ContainerError) -> Created {
+        guard var bot = action.desired else { throw ContainerError(.invalidSpec, "no desired spec", botId: action.botId) }
         do {
             try secrets.ensureDirectory(for: bot.id)
         } catch {
             throw ContainerError(.secretsError, error.message, botId: bot.id)
         }
-        let containerId = try await runtime.createContainer(botId: bot.id, config: bot.config)
+        try state.ensure(botId: bot.id, config: bot.config)
+        // Values and digests are read together now, so the label always describes the values the container got.
+        if let problem = secrets.resolveDigests(for: bot.id, config: &bot.config, createKey: true) {
+            throw ContainerError(.secretsError, problem, botId: bot.id)
+        }
+        let environment: [String]
+        do { environment = try secrets.resolveEnvironment(for: bot.id, config: bot.config) } catch {
+            throw ContainerError(.secretsError, error.message, botId: bot.id)
+        }
+        var published: [PublishedPort] = []
+        if !bot.config.ports.isEmpty {
+            do {
+                published = try await store.publishedPorts(botId: bot.id, ports: bot.config.ports, range: settings.portRange,
+                                                            isFree: { mapping, port in HostPortProbe.isFree(ip: mapping.hostIP, port: port, proto: mapping.proto) })
+            } catch let error as ContainerError {
+                throw error
+            } catch {
+                throw ContainerError(.observeFailed, "cannot record the bot's host ports: \(error)", botId: bot.id)
+            }
+        }
+        let containerId = try await runtime.createContainer(botId: bot.id, config: bot.config,
+                                                            launch: ContainerLaunch(environment: environment, published: published))
         if bot.desiredState == .running {
             try await runtime.startContainer(botId: bot.id, containerId: containerId)
         }
-        return await statusAfterAction(botId: bot.id)
+        return Created(status: await statusAfterAction(botId: bot.id), config: bot.config, published: published)
+    }
+
+    /// What a create made: the container's state, the spec it was made from (secret digests resolved) and its ports.
+    struct Created {
+        var status: ContainerStatus?
+        var config: ContainerConfig
+        var published: [PublishedPort]
     }
 
     /// Upserts the bot's status and appends an event, in one transaction; returns the status written.
-    private func record(_ action: PlannedAction, prior: BotStatus?, observed: ContainerStatus?, error: ContainerError?) async -> BotStatus? {
+    private func record(_ action: PlannedAction, prior: BotStatus?, observed: ContainerStatus?, created: Created?, healthLog: String?,
+                        error: ContainerError?) async -> BotStatus? {
         let now = clock.now()
-        let event = BotEvent(at: now, botId: action.botId, action: action.kind.rawValue, result: error == nil ? "ok" : "error",
-                             errorCode: error?.code.rawValue, message: error?.message ?? action.cause)
+        // A restart for failing the health check succeeded as an action, but the bot is not well: it is recorded as
+        // UNHEALTHY with backoff, so a bot that stays unhealthy is restarted on the backoff schedule.
+        let unhealthy = error == nil && action.errorCode == .unhealthy
+        let unhealthyMessage = "the container failed its health check and was restarted (restart \((prior?.failureCount ?? 0) + 1))"
+            + (healthLog.map { "; last check: \($0)" } ?? "")
+        let event = BotEvent(at: now, botId: action.botId, action: action.kind.rawValue, result: error == nil && !unhealthy ? "ok" : "error",
+                             errorCode: error?.code.rawValue ?? (unhealthy ? ContainerError.Code.unhealthy.rawValue : nil),
+                             message: error?.message ?? (unhealthy ? unhealthyMessage : action.cause))
         var status: BotStatus?
         if !action.isOrphan {
             var row = prior ?? BotStatus(botId: action.botId)
@@ -402,12 +487,22 @@ public final class Controller: Sendable {
                 row.waitingFor = Planner.retryReason(error.code.rawValue)
                 row.waitUntil = row.nextAttemptAt
             } else {
+                let failures = row.failureCount
                 row.clearError()
+                if unhealthy, let bot = action.desired {
+                    row.lastErrorCode = ContainerError.Code.unhealthy.rawValue
+                    row.lastErrorMessage = unhealthyMessage
+                    row.lastErrorAt = now
+                    row.failureCount = failures + 1
+                    row.failedGeneration = bot.generation
+                    row.nextAttemptAt = now.addingTimeInterval(settings.backoff.delay(afterFailures: row.failureCount))
+                }
                 if let bot = action.desired {
                     row.observedGeneration = bot.generation
-                    if action.kind == .create || action.kind == .recreate {
-                        row.specHash = bot.config.specHash
-                        row.appliedSpec = String(decoding: bot.config.spec.canonicalEncoding, as: UTF8.self)
+                    if let created {
+                        row.specHash = created.config.specHash
+                        row.appliedSpec = String(decoding: created.config.spec.canonicalEncoding, as: UTF8.self)
+                        row.publishedPorts = created.published.isEmpty ? nil : created.published.map(\.description).joined(separator: ", ")
                     }
                     if let requested = bot.restartRequestedAt, bot.desiredState == .running, action.kind != .stop {
                         row.restartObservedAt = requested
@@ -416,6 +511,7 @@ public final class Controller: Sendable {
                 if let observed {
                     row.containerId = observed.id
                     row.actualState = observed.state.rawValue
+                    row.health = observed.state == .running ? (observed.health?.rawValue ?? "none") : nil
                     row.exitCode = observed.exitCode
                     row.startedAt = observed.startedAt
                     row.finishedAt = observed.finishedAt
@@ -427,6 +523,8 @@ public final class Controller: Sendable {
                     row.finishedAt = nil
                     row.specHash = nil
                     row.appliedSpec = nil
+                    row.health = nil
+                    row.publishedPorts = nil
                 }
             }
             status = row

@@ -11,14 +11,17 @@ public struct FleetView: Sendable {
 
     /// One store read and one list call, plus one inspect per container without a spec-hash label
     /// that the store has not seen before (containers made by an older botmaker).
-    public static func load(store: Store, runtime: any ContainerRuntime, secrets: SecretsManager, now: Date,
-                            allowMassRemoval: Bool = false) async throws -> FleetView {
+    /// `createKey`: whether the secrets' digest key may be made (false for the side-effect-free dry run).
+    public static func load(store: Store, runtime: any ContainerRuntime, secrets: SecretsManager, state: StateDirectories, now: Date,
+                            allowMassRemoval: Bool = false, createKey: Bool = false) async throws -> FleetView {
         let snapshot = try await store.snapshot()
         var desired: [DesiredBot] = []
         var invalid: [InvalidBot] = []
         for row in snapshot.bots {
-            switch BotValidation.validate(row, secretsRoot: secrets.root) {
-            case .valid(let bot): desired.append(bot)
+            switch BotValidation.validate(row, secretsRoot: secrets.root, dataRoot: state.root) {
+            case .valid(var bot):
+                secrets.resolve(&bot, createKey: createKey)
+                desired.append(bot)
             case .invalid(let bot): invalid.append(bot)
             }
         }

@@ -71,6 +71,8 @@ public struct PlannedAction: Sendable, Equatable {
     public var isOrphan: Bool
     /// For `wait`: when to look at the bot again (nil: as soon as an event says something changed, or shortly).
     public var retryAt: Date?
+    /// A recreate of a running container: an update, paced by `--max-parallel-updates`.
+    public var isUpdate = false
 
     public init(botId: String, containerName: String, kind: Kind, cause: String, containerId: String? = nil,
                 desired: DesiredBot? = nil, errorCode: ContainerError.Code? = nil, isOrphan: Bool = false, retryAt: Date? = nil) {

@@ -129,6 +129,7 @@ public enum Planner {
             case .created, .exited, .dead, .unknown: return .converged
             }
         case .running:
+            if let problem = bot.secretProblem { return .blocked(.secretsError, problem) }
             let desiredHash = bot.config.specHash
             let observedHash = container.specHash ?? input.adoptedHashes[container.id]
                 ?? (status?.containerId == container.id ? status?.specHash : nil)
@@ -141,6 +142,7 @@ public enum Planner {
                 if let requested = bot.restartRequestedAt, requested != status?.restartObservedAt {
                     return .act(.restart, "restart requested at \(requested)")
                 }
+                if container.health == .unhealthy { return .act(.restart, "unhealthy: the container fails its health check") }
                 return .converged
             case .restarting:
                 return .blocked(.crashLoop, "Docker keeps restarting \(name)\(container.exitCode.map { "; last exit code \($0)" } ?? "")")
@@ -162,6 +164,11 @@ public enum Planner {
 
     static func driftCause(bot: DesiredBot, container: ContainerInfo, observedHash: String?, status: BotStatus?) -> String {
         guard observedHash != nil else { return "spec changed: container has no spec hash and does not match" }
+        let version = container.labels[BotLabels.specVersion].flatMap(Int.init) ?? 1
+        if version < ContainerSpec.encodingVersion {
+            return "botmaker upgrade: spec version \(version) → \(ContainerSpec.encodingVersion) "
+                + "(new defaults: hardening, pids limit, log rotation, isolated network)"
+        }
         if status?.containerId == container.id, let applied = status?.appliedSpec,
            let old = try? JSONDecoder().decode(ContainerSpec.self, from: Data(applied.utf8)) {
             let fields = bot.config.spec.differences(from: old)
@@ -189,7 +196,12 @@ public enum Planner {
                 commit(status, input: input, into: &plan)
                 return
             }
-            plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: kind, cause: cause, containerId: container?.id, desired: bot))
+            var action = PlannedAction(botId: bot.id, containerName: name, kind: kind, cause: cause, containerId: container?.id, desired: bot)
+            action.isUpdate = kind == .recreate && (container?.state == .running || container?.state == .restarting)
+            if kind == .restart, container?.health == .unhealthy, bot.restartRequestedAt == prior?.restartObservedAt || bot.restartRequestedAt == nil {
+                action.errorCode = .unhealthy
+            }
+            plan.actions.append(action)
         case .waitForDocker(let cause):
             plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .wait, cause: cause, containerId: container?.id, desired: bot))
             observe(container, into: &status)
@@ -208,7 +220,10 @@ public enum Planner {
                 status.specHash = container.specHash ?? input.adoptedHashes[container.id] ?? status.specHash
             }
             status.observedGeneration = bot.generation
-            status.clearError()
+            // A container restarted for failing its health check is not well again until it is healthy: keeping the
+            // error keeps its backoff, so an always-unhealthy bot is restarted on the backoff schedule, not in a storm.
+            let recovering = container?.health == .starting && status.lastErrorCode == ContainerError.Code.unhealthy.rawValue
+            if !recovering { status.clearError() }
             status.waitingFor = nil
             status.waitUntil = nil
             commit(status, input: input, into: &plan)
@@ -224,6 +239,8 @@ public enum Planner {
             status.containerId = nil
             status.actualState = "absent"
             status.exitCode = nil
+            status.health = nil
+            status.publishedPorts = nil
             return
         }
         if status.containerId != container.id {
@@ -233,6 +250,7 @@ public enum Planner {
         }
         status.containerId = container.id
         status.actualState = container.state.rawValue
+        status.health = container.state == .running ? (container.health?.rawValue ?? "none") : nil
         status.exitCode = container.state == .exited || container.state == .restarting || container.state == .dead ? container.exitCode : nil
         status.specHash = container.specHash ?? status.specHash
     }

@@ -23,8 +23,9 @@ public protocol ContainerRuntime: Sendable {
     /// One container of ours by id, or nil when it is gone or not ours.
     func observe(containerId: String) async throws(ContainerError) -> ContainerInfo?
 
-    /// Creates the bot's container (not started) and returns its id.
-    func createContainer(botId: String, config: ContainerConfig) async throws(ContainerError) -> String
+    /// Creates the bot's container (not started) and returns its id. `launch` carries what is resolved only now
+    /// (secret environment values, host ports) and must never be logged.
+    func createContainer(botId: String, config: ContainerConfig, launch: ContainerLaunch) async throws(ContainerError) -> String
 
     /// Starts the bot's container (by id when the caller just created it); already running is success.
     func startContainer(botId: String, containerId: String?) async throws(ContainerError)
@@ -92,7 +93,7 @@ public struct RuntimeEvent: Sendable, Equatable {
 
     /// Actions that say nothing about the container's state.
     static let ignored: Set<String> = [
-        "exec_create", "exec_start", "exec_die", "exec_detach", "attach", "detach", "resize", "top", "health_status",
+        "exec_create", "exec_start", "exec_die", "exec_detach", "attach", "detach", "resize", "top",
         "archive-path", "extract-to-dir", "export", "commit", "copy",
     ]
 

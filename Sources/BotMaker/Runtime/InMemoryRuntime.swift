@@ -19,6 +19,9 @@ public actor InMemoryRuntime: ContainerRuntime {
         public var state: ContainerState
         public var exitCode: Int?
         public var config: ContainerConfig?
+        public var launch: ContainerLaunch?
+        /// Nil: no health check.
+        public var health: ContainerHealth?
     }
 
     public nonisolated let endpoint = "memory://"
@@ -83,6 +86,13 @@ public actor InMemoryRuntime: ContainerRuntime {
         emit(state == .running ? "start" : "die", id)
     }
 
+    /// Sets the bot's container health as a health check would, emitting Docker's `health_status` event.
+    public func setHealth(botId: String, _ health: ContainerHealth?) {
+        guard let id = containerId(named: ContainerDefaults.containerName(for: botId)) else { return }
+        containers[id]?.health = health
+        if health != nil { emit("health_status", id) }
+    }
+
     /// Removes a container behind botmaker's back (as `docker rm -f` would).
     public func removeExternally(botId: String) {
         guard let id = containerId(named: ContainerDefaults.containerName(for: botId)) else { return }
@@ -128,7 +138,7 @@ public actor InMemoryRuntime: ContainerRuntime {
         return info(container)
     }
 
-    public func createContainer(botId: String, config: ContainerConfig) async throws(ContainerError) -> String {
+    public func createContainer(botId: String, config: ContainerConfig, launch: ContainerLaunch) async throws(ContainerError) -> String {
         try await operate(.create, botId: botId)
         let name = ContainerDefaults.containerName(for: botId)
         if missingImages.contains(config.image) {
@@ -142,7 +152,7 @@ public actor InMemoryRuntime: ContainerRuntime {
             id: id, name: name,
             labels: [BotLabels.managed: "true", BotLabels.botId: botId, BotLabels.specHash: config.specHash, BotLabels.instance: instance]
                 .merging(owner.map { [BotLabels.owner: $0] } ?? [:]) { a, _ in a },
-            state: .created, config: config)
+            state: .created, config: config, launch: launch)
         emit("create", id)
         return id
     }
@@ -171,6 +181,7 @@ public actor InMemoryRuntime: ContainerRuntime {
         stop(id)
         containers[id]?.state = .running
         containers[id]?.exitCode = nil
+        if containers[id]?.health != nil { containers[id]?.health = .starting }
         emit("start", id)
     }
 
@@ -194,7 +205,8 @@ public actor InMemoryRuntime: ContainerRuntime {
         guard let id = containerId(named: ContainerDefaults.containerName(for: botId)), let container = containers[id],
               mayManage(container.labels, botId: botId) else { return nil }
         return ContainerStatus(id: id, state: container.state, running: container.state == .running,
-                               exitCode: container.exitCode, startedAt: nil, finishedAt: nil)
+                               exitCode: container.exitCode, startedAt: nil, finishedAt: nil, health: container.health,
+                               healthLog: container.health == .unhealthy ? "exit code 1: in-memory health check failed" : nil)
     }
 
     public func matchesWithoutSpecHash(containerId: String, config: ContainerConfig) async -> Bool {
@@ -316,7 +328,8 @@ public actor InMemoryRuntime: ContainerRuntime {
             ? String(container.name.dropFirst(ContainerDefaults.namePrefix.count)) : container.name
         return ContainerInfo(id: container.id, name: container.name, botId: container.labels[BotLabels.botId] ?? derived,
                       state: container.state, status: container.state.rawValue, image: container.config?.image ?? "",
-                      labels: container.labels, exitCode: container.exitCode)
+                      labels: container.labels, exitCode: container.exitCode,
+                      health: container.state == .running ? container.health : nil)
     }
 
     private func emit(_ action: String, _ id: String) {

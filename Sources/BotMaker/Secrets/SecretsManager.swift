@@ -25,12 +25,12 @@ public struct SecretsManager: Sendable {
         return (full as NSString).standardizingPath
     }
 
-    /// Nil when `name` is 1–64 of `A-Z 0-9 _`.
+    /// Nil when `name` is 1–64 of `A-Z a-z 0-9 _`.
     public static func nameProblem(_ name: String) -> String? {
         let bytes = Array(name.utf8)
         guard (1...64).contains(bytes.count) else { return "secret names are 1 to 64 characters" }
-        let ok = bytes.allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
-        return ok ? nil : "secret names use only A-Z, 0-9 and _"
+        let ok = bytes.allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
+        return ok ? nil : "secret names use only A-Z, a-z, 0-9 and _"
     }
 
     /// The bot's directory path (not created).

@@ -8,6 +8,8 @@ public struct DesiredBot: Sendable, Equatable {
     public var generation: Int64
     /// Raw text of `restart_requested_at`; a value not yet acted on asks for one restart.
     public var restartRequestedAt: String?
+    /// Why an environment value from a secret cannot be read (the bot is then blocked with `SECRETS_ERROR`).
+    public var secretProblem: String?
 
     public init(id: String, config: ContainerConfig, desiredState: DesiredState, generation: Int64, restartRequestedAt: String? = nil) {
         self.id = id
@@ -47,8 +49,8 @@ public enum BotValidation {
         case invalid(InvalidBot)
     }
 
-    /// Validates one row; `secretsRoot` must be absolute.
-    public static func validate(_ row: BotRow, secretsRoot: String) -> Outcome {
+    /// Validates one row; the roots must be absolute (`dataRoot` nil: beside the secrets root, as `data`).
+    public static func validate(_ row: BotRow, secretsRoot: String, dataRoot: String? = nil) -> Outcome {
         let state = row.desiredState.flatMap(DesiredState.init(rawValue:))
         func invalid(_ message: String) -> Outcome {
             .invalid(InvalidBot(id: row.id, generation: row.generation, desiredState: state, message: message))
@@ -67,10 +69,19 @@ public enum BotValidation {
         case .success(let arguments): command = arguments
         case .failure(let problem): return invalid("command: \(problem.message)")
         }
+        let literal: [String], fromSecrets: [SecretEnvironment]
+        switch splitEnvironment(environment) {
+        case .success(let split): (literal, fromSecrets) = split
+        case .failure(let problem): return invalid("environment: \(problem.message)")
+        }
         let secretsPath = (secretsRoot as NSString).appendingPathComponent(row.id)
+        let data = dataRoot ?? ((secretsRoot as NSString).deletingLastPathComponent as NSString).appendingPathComponent("data")
+        var config = ContainerConfig(image: image, environment: literal, secretsPath: secretsPath, command: command,
+                                     secretEnvironment: fromSecrets, dataPath: (data as NSString).appendingPathComponent(row.id))
+        if let problem = applyWorkload(row, to: &config) { return invalid(problem.message) }
         return .valid(DesiredBot(
             id: row.id,
-            config: ContainerConfig(image: image, environment: environment, secretsPath: secretsPath, command: command),
+            config: config,
             desiredState: state,
             generation: row.generation,
             restartRequestedAt: row.restartRequestedAt))

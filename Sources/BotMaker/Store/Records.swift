@@ -20,6 +20,17 @@ public struct BotRow: Sendable, Equatable {
     public var generation: Int64
     public var createdAt: String?
     public var updatedAt: String?
+    /// The workload columns (migration 0007), raw text; nil when absent (an older schema) or NULL.
+    public var mounts: String?
+    public var ports: String?
+    public var healthCmd: String?
+    public var healthIntervalSeconds: String?
+    public var user: String?
+    public var memoryBytes: String?
+    public var cpus: String?
+    public var pidsLimit: String?
+    public var security: String?
+    public var network: String?
 
     public init(id: String, image: String?, environment: String? = "[]", command: String? = nil, desiredState: String? = "running",
                 restartRequestedAt: String? = nil, generation: Int64 = 1, createdAt: String? = nil, updatedAt: String? = nil) {
@@ -56,6 +67,16 @@ public struct BotRow: Sendable, Equatable {
         generation = Int64.fromDatabaseValue(generationValue) ?? 0
         createdAt = text("created_at")
         updatedAt = text("updated_at")
+        mounts = text("mounts")
+        ports = text("ports")
+        healthCmd = text("health_cmd")
+        healthIntervalSeconds = text("health_interval_seconds")
+        user = text("user")
+        memoryBytes = text("memory_bytes")
+        cpus = text("cpus")
+        pidsLimit = text("pids_limit")
+        security = text("security")
+        network = text("network")
         botIdColumn = text("bot_id") ?? ""
     }
 
@@ -92,6 +113,10 @@ public struct BotStatus: Sendable, Equatable, Codable, FetchableRecord, Persista
     /// What the bot waits for (no worker is held meanwhile), and until when if known.
     public var waitingFor: String?
     public var waitUntil: Date?
+    /// `none`, `starting`, `healthy` or `unhealthy`, as the engine last showed it.
+    public var health: String?
+    /// The published ports, e.g. `127.0.0.1:19000->18789/tcp`, comma separated.
+    public var publishedPorts: String?
 
     public init(botId: String) {
         self.botId = botId
@@ -115,6 +140,7 @@ public struct BotStatus: Sendable, Equatable, Codable, FetchableRecord, Persista
         case lastErrorMessage = "last_error_message", lastErrorAt = "last_error_at", failedGeneration = "failed_generation"
         case failureCount = "failure_count", nextAttemptAt = "next_attempt_at", lastReconciledAt = "last_reconciled_at"
         case inFlightAction = "in_flight_action", inFlightSince = "in_flight_since", waitingFor = "waiting_for", waitUntil = "wait_until"
+        case health, publishedPorts = "published_ports"
     }
 
     /// The fields a pass compares to decide whether a write is needed (times of the write itself excluded).

@@ -8,6 +8,18 @@ public struct BotChanges: Sendable, Equatable {
     /// `.some(nil)` resets the command to the image's own.
     public var command: [String]??
     public var desiredState: DesiredState?
+    public var mounts: [StateMount]?
+    /// Docker short syntax, e.g. `18789` or `127.0.0.1:19001:18789`.
+    public var ports: [String]?
+    /// `.some(nil)` goes back to the image's HEALTHCHECK.
+    public var healthCommand: [String]??
+    public var healthIntervalSeconds: Int??
+    public var user: String??
+    public var memoryBytes: Int64??
+    public var cpus: Double??
+    public var pidsLimit: Int?
+    public var security: SecurityProfile?
+    public var network: BotNetwork?
 
     public init(image: String? = nil, environment: [String]? = nil, command: [String]?? = nil, desiredState: DesiredState? = nil) {
         self.image = image
@@ -16,7 +28,28 @@ public struct BotChanges: Sendable, Equatable {
         self.desiredState = desiredState
     }
 
-    var isEmpty: Bool { image == nil && environment == nil && command == nil && desiredState == nil }
+    var isEmpty: Bool { columns.isEmpty }
+
+    /// The columns these changes write, with their values.
+    var columns: [(String, DatabaseValue)] {
+        var columns: [(String, DatabaseValue)] = []
+        func add(_ name: String, _ value: (any DatabaseValueConvertible)?) { columns.append((name, value?.databaseValue ?? .null)) }
+        if let image { add("image", image) }
+        if let environment { add("environment", Store.json(environment)) }
+        if let command { add("command", command.map(Store.json)) }
+        if let desiredState { add("desired_state", desiredState.rawValue) }
+        if let mounts { add("mounts", Store.json(mounts)) }
+        if let ports { add("ports", Store.json(ports)) }
+        if let healthCommand { add("health_cmd", healthCommand.map(Store.json)) }
+        if let healthIntervalSeconds { add("health_interval_seconds", healthIntervalSeconds) }
+        if let user { add("user", user) }
+        if let memoryBytes { add("memory_bytes", memoryBytes) }
+        if let cpus { add("cpus", cpus) }
+        if let pidsLimit { add("pids_limit", pidsLimit) }
+        if let security { add("security", security.rawValue) }
+        if let network { add("network", network.rawValue) }
+        return columns
+    }
 }
 
 /// A bot row with its status, for listings.
@@ -34,30 +67,26 @@ extension Store {
             if try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM bots WHERE id = ?)", arguments: [id]) == true {
                 throw StoreError("bot \(id) already exists; use `botmaker bot set`")
             }
+            _ = image
+            let columns = changes.columns
             try db.execute(
-                sql: "INSERT INTO bots (id, image, environment, command, desired_state) VALUES (?, ?, ?, ?, ?)",
-                arguments: [id, image, Self.json(changes.environment ?? []), changes.command.flatMap { $0 }.map(Self.json),
-                            (changes.desiredState ?? .running).rawValue])
+                sql: "INSERT INTO bots (id, \(columns.map(\.0).joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: columns.count)))",
+                arguments: StatementArguments([id.databaseValue] + columns.map(\.1)))
         }
     }
 
     /// Changes some fields of a bot. Returns false when nothing changed.
     @discardableResult
     public func updateBot(id: String, changes: BotChanges) throws -> Bool {
-        guard !changes.isEmpty else { throw StoreError("nothing to change: give --image, --env, --clear-env, --command or --state") }
+        guard !changes.isEmpty else { throw StoreError("nothing to change: give the fields to change (see `botmaker bot set --help`)") }
         try Self.validate(id: id, changes: changes)
         return try write { db in
             guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM bots WHERE id = ?)", arguments: [id]) == true else {
                 throw StoreError("no bot \(id)")
             }
-            var sets: [String] = []
-            var arguments: StatementArguments = []
-            if let image = changes.image { sets.append("image = ?"); arguments += [image] }
-            if let environment = changes.environment { sets.append("environment = ?"); arguments += [Self.json(environment)] }
-            if let command = changes.command { sets.append("command = ?"); arguments += [command.map(Self.json)] }
-            if let state = changes.desiredState { sets.append("desired_state = ?"); arguments += [state.rawValue] }
-            arguments += [id]
-            try db.execute(sql: "UPDATE bots SET \(sets.joined(separator: ", ")) WHERE id = ?", arguments: arguments)
+            let columns = changes.columns
+            try db.execute(sql: "UPDATE bots SET \(columns.map { "\($0.0) = ?" }.joined(separator: ", ")) WHERE id = ?",
+                           arguments: StatementArguments(columns.map(\.1) + [id.databaseValue]))
             return db.changesCount > 0
         }
     }
@@ -99,9 +128,22 @@ extension Store {
         if let command = changes.command.flatMap({ $0 }), case .failure(let problem) = BotValidation.parseCommand(json(command)) {
             throw StoreError("invalid command: \(problem.message)")
         }
+        // The workload fields: the same rules the reconciler applies, on a row made of just these changes.
+        var row = BotRow(id: id, image: changes.image ?? "x")
+        row.mounts = changes.mounts.map(json)
+        row.ports = changes.ports.map(json)
+        row.healthCmd = changes.healthCommand.flatMap { $0 }.map(json)
+        row.healthIntervalSeconds = changes.healthIntervalSeconds.flatMap { $0 }.map(String.init)
+        if row.healthIntervalSeconds != nil && row.healthCmd == nil { row.healthCmd = "[\"true\"]" }
+        row.user = changes.user.flatMap { $0 }
+        row.memoryBytes = changes.memoryBytes.flatMap { $0 }.map(String.init)
+        row.cpus = changes.cpus.flatMap { $0 }.map { String($0) }
+        row.pidsLimit = changes.pidsLimit.map(String.init)
+        var config = ContainerConfig(image: "x", secretsPath: "/")
+        if let problem = BotValidation.applyWorkload(row, to: &config) { throw StoreError("invalid \(problem.message)") }
     }
 
-    static func json(_ strings: [String]) -> String {
-        (try? JSONEncoder.canonical.encode(strings)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    static func json<T: Encodable>(_ value: T) -> String {
+        (try? JSONEncoder.canonical.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
     }
 }

@@ -223,7 +223,10 @@ extension Store {
     static let botsQuery = """
         SELECT CAST(id AS BLOB) AS id, CAST(image AS BLOB) AS image, CAST(environment AS BLOB) AS environment,
                CAST(command AS BLOB) AS command, CAST(desired_state AS BLOB) AS desired_state,
-               CAST(restart_requested_at AS BLOB) AS restart_requested_at, generation, created_at, updated_at
+               CAST(restart_requested_at AS BLOB) AS restart_requested_at, generation, created_at, updated_at,
+               CAST(mounts AS BLOB) AS mounts, CAST(ports AS BLOB) AS ports, CAST(health_cmd AS BLOB) AS health_cmd,
+               health_interval_seconds, CAST(user AS BLOB) AS user, memory_bytes, cpus, pids_limit,
+               CAST(security AS BLOB) AS security, CAST(network AS BLOB) AS network
         FROM bots
         """
 

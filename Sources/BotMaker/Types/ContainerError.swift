@@ -27,6 +27,12 @@ public struct ContainerError: Error, Sendable, CustomStringConvertible {
         case ownerConflict = "OWNER_CONFLICT"
         /// Removals held back by the mass-removal guard: too many containers would go without their bots being deleted.
         case removalGuard = "REMOVAL_GUARD"
+        /// A state directory cannot be prepared, or a path under the data root leads out of it.
+        case dataError = "DATA_ERROR"
+        /// A host port the bot publishes is held by another container or process.
+        case portConflict = "PORT_CONFLICT"
+        /// The container fails its health check; botmaker restarts it with backoff.
+        case unhealthy = "UNHEALTHY"
     }
 
     public var code: Code

@@ -3,46 +3,72 @@ import Foundation
 
 /// Everything that defines a bot container, in one canonical form. Its SHA-256 is the
 /// `botmaker.spec-hash` label: a different hash means the container must be recreated.
+///
+/// Encoding rules, so that a later botmaker recreates only what it must: JSON with sorted keys, and an optional
+/// field at its neutral value (nil, or an empty list) is left out. A field added later with a neutral default
+/// therefore leaves every existing hash as it was; ``encodingVersion`` changes only when the meaning of existing
+/// fields changes, and a container made under an older version is then updated through the paced rollout
+/// (`--max-parallel-updates`).
 public struct ContainerSpec: Sendable, Equatable, Codable {
-    /// Bumped only when the meaning of the encoding changes (that recreates every container once).
-    public static let encodingVersion = 1
+    /// 1: image, environment, command, secrets mount, restart policy, network, init.
+    /// 2: adds state mounts, ports, health, user, limits, hardening, log rotation, isolated network, secret env.
+    public static let encodingVersion = 2
 
     public var version: Int = ContainerSpec.encodingVersion
     public var image: String
-    public var environment: [String]
+    public var environment: [String]?
+    /// `KEY=@secret:NAME#<keyed digest of the value>`.
+    public var secretEnvironment: [String]?
     public var command: [String]?
     public var secretsMount: String
     public var restartPolicy: String
     public var networkMode: String
     public var initProcess: Bool
+    /// `<host path>:<target>`.
+    public var mounts: [String]?
+    /// The requested ports (`127.0.0.1:auto->18789/tcp`): an automatic host port is stable, so it is not part of the spec.
+    public var ports: [String]?
+    public var healthCommand: [String]?
+    public var healthIntervalSeconds: Int?
+    public var user: String?
+    public var memoryBytes: Int64?
+    public var nanoCPUs: Int64?
+    public var pidsLimit: Int
+    public var noNewPrivileges: Bool
+    public var capDrop: [String]
+    public var readOnlyRoot: Bool?
+    public var tmpfs: [String: String]?
+    public var logging: String
 
     public init(config: ContainerConfig) {
         image = config.image
-        environment = config.environment
+        environment = config.environment.isEmpty ? nil : config.environment
+        secretEnvironment = config.secretEnvironment.isEmpty ? nil : config.secretEnvironment.map {
+            "\($0.key)=\(SecretEnvironment.prefix)\($0.secret)#\(config.secretDigests[$0.secret] ?? "unresolved")"
+        }
         command = config.command
         secretsMount = ContainerDefaults.secretsBind(config.secretsPath)
         restartPolicy = ContainerDefaults.restartPolicy
-        networkMode = ContainerDefaults.networkMode
+        networkMode = config.network.dockerName
         initProcess = ContainerDefaults.initProcess
+        mounts = config.mounts.isEmpty ? nil : config.mounts.map { "\(config.hostPath(of: $0)):\($0.target)" }
+        ports = config.ports.isEmpty ? nil : config.ports.map(\.description)
+        healthCommand = config.health?.command
+        healthIntervalSeconds = config.health?.intervalSeconds
+        user = config.user
+        memoryBytes = config.memoryBytes
+        nanoCPUs = config.nanoCPUs
+        pidsLimit = config.pidsLimit
+        noNewPrivileges = true
+        capDrop = config.security.droppedCapabilities
+        readOnlyRoot = config.security.readOnlyRoot ? true : nil
+        tmpfs = config.security.readOnlyRoot ? ["/tmp": SecurityProfile.tmpfsOptions] : nil
+        logging = ContainerDefaults.logging
     }
 
-    /// Canonical bytes: JSON with sorted keys, no whitespace, slashes unescaped, optionals as null.
+    /// Canonical bytes: JSON with sorted keys, slashes unescaped, neutral optionals left out.
     public var canonicalEncoding: Data {
-        var parts: [String] = []
-        func string(_ value: String) -> String {
-            let data = try! JSONEncoder.canonical.encode(value)  // a String always encodes
-            return String(decoding: data, as: UTF8.self)
-        }
-        func array(_ values: [String]) -> String { "[" + values.map(string).joined(separator: ",") + "]" }
-        parts.append("\"command\":" + (command.map(array) ?? "null"))
-        parts.append("\"environment\":" + array(environment))
-        parts.append("\"image\":" + string(image))
-        parts.append("\"initProcess\":" + (initProcess ? "true" : "false"))
-        parts.append("\"networkMode\":" + string(networkMode))
-        parts.append("\"restartPolicy\":" + string(restartPolicy))
-        parts.append("\"secretsMount\":" + string(secretsMount))
-        parts.append("\"version\":\(version)")
-        return Data(("{" + parts.joined(separator: ",") + "}").utf8)
+        try! JSONEncoder.canonical.encode(self)  // strings, numbers and booleans always encode
     }
 
     /// Lowercase hex SHA-256 of ``canonicalEncoding``.
@@ -50,17 +76,38 @@ public struct ContainerSpec: Sendable, Equatable, Codable {
         SHA256.hash(data: canonicalEncoding).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// The encoding version of a stored canonical spec (an `applied_spec`), if it has one.
+    public static func version(ofEncoded text: String) -> Int? {
+        struct Versioned: Decodable { var version: Int }
+        return (try? JSONDecoder().decode(Versioned.self, from: Data(text.utf8)))?.version
+    }
+
     /// Names of the fields that differ, for a human cause such as "spec changed: image, environment".
     public func differences(from other: ContainerSpec) -> [String] {
         var fields: [String] = []
-        if image != other.image { fields.append("image") }
-        if environment != other.environment { fields.append("environment") }
-        if command != other.command { fields.append("command") }
-        if secretsMount != other.secretsMount { fields.append("secrets mount") }
-        if restartPolicy != other.restartPolicy { fields.append("restart policy") }
-        if networkMode != other.networkMode { fields.append("network") }
-        if initProcess != other.initProcess { fields.append("init") }
-        if version != other.version { fields.append("spec version") }
+        func check<T: Equatable>(_ a: T, _ b: T, _ name: String) { if a != b { fields.append(name) } }
+        check(image, other.image, "image")
+        check(environment, other.environment, "environment")
+        // The digest part changes when a secret is rotated.
+        check(secretEnvironment, other.secretEnvironment, "environment from secrets")
+        check(command, other.command, "command")
+        check(secretsMount, other.secretsMount, "secrets mount")
+        check(restartPolicy, other.restartPolicy, "restart policy")
+        check(networkMode, other.networkMode, "network")
+        check(initProcess, other.initProcess, "init")
+        check(mounts, other.mounts, "mounts")
+        check(ports, other.ports, "ports")
+        check(healthCommand, other.healthCommand, "health command")
+        check(healthIntervalSeconds, other.healthIntervalSeconds, "health interval")
+        check(user, other.user, "user")
+        check(memoryBytes, other.memoryBytes, "memory")
+        check(nanoCPUs, other.nanoCPUs, "cpus")
+        check(pidsLimit, other.pidsLimit, "pids limit")
+        if noNewPrivileges != other.noNewPrivileges || capDrop != other.capDrop || readOnlyRoot != other.readOnlyRoot || tmpfs != other.tmpfs {
+            fields.append("security")
+        }
+        check(logging, other.logging, "logging")
+        check(version, other.version, "spec version")
         return fields
     }
 }
@@ -73,11 +120,15 @@ extension ContainerConfig {
 /// Fixed parts of every bot container.
 public enum ContainerDefaults {
     public static let restartPolicy = "unless-stopped"
-    public static let networkMode = "bridge"
     /// Docker's init (tini) as PID 1 forwards SIGTERM, so a stop takes milliseconds, not the grace period.
     public static let initProcess = true
     public static let secretsTarget = "/run/secrets"
     public static let namePrefix = "botmaker-"
+    public static let pidsLimit = 512
+    /// Log rotation, so a chatty bot cannot fill the disk.
+    public static let logDriver = "json-file"
+    public static let logOptions = ["max-size": "10m", "max-file": "3"]
+    static let logging = "json-file max-file=3 max-size=10m"
 
     public static func secretsBind(_ hostPath: String) -> String { "\(hostPath):\(secretsTarget):ro" }
     public static func containerName(for botId: String) -> String { namePrefix + botId }

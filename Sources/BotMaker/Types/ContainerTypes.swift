@@ -9,6 +9,24 @@ public enum ContainerState: String, Sendable, Codable, CaseIterable {
     }
 }
 
+/// A container's health as its health check reports it (nil where there is no health check).
+public enum ContainerHealth: String, Sendable, Codable {
+    case starting, healthy, unhealthy
+
+    /// From Docker's `State.Health.Status`.
+    public init?(docker value: String) {
+        self.init(rawValue: value.lowercased())
+    }
+
+    /// From a human status such as `Up 5 seconds (healthy)` or `Up 1 second (health: starting)`.
+    public init?(inStatus status: String) {
+        if status.hasSuffix("(healthy)") { self = .healthy }
+        else if status.hasSuffix("(unhealthy)") { self = .unhealthy }
+        else if status.hasSuffix("(health: starting)") { self = .starting }
+        else { return nil }
+    }
+}
+
 /// A bot container's state as Docker reports it (`GET /containers/{id}/json`).
 public struct ContainerStatus: Sendable, Equatable, Codable {
     public var id: String
@@ -20,8 +38,14 @@ public struct ContainerStatus: Sendable, Equatable, Codable {
     public var restartCount: Int
     /// Docker's `State.Error`, e.g. why the last start failed.
     public var error: String?
+    public var health: ContainerHealth?
+    /// The output of the last health check, trimmed (what an `UNHEALTHY` error shows).
+    public var healthLog: String?
 
-    public init(id: String, state: ContainerState, running: Bool, exitCode: Int?, startedAt: Date?, finishedAt: Date?, restartCount: Int = 0, error: String? = nil) {
+    public init(id: String, state: ContainerState, running: Bool, exitCode: Int?, startedAt: Date?, finishedAt: Date?, restartCount: Int = 0,
+                error: String? = nil, health: ContainerHealth? = nil, healthLog: String? = nil) {
+        self.health = health
+        self.healthLog = healthLog
         self.id = id
         self.state = state
         self.running = running
@@ -46,10 +70,12 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
     public var labels: [String: String]
     /// The last exit code of a container that exited, is restarting or is dead.
     public var exitCode: Int?
+    /// Nil when the container has no health check (or is not running).
+    public var health: ContainerHealth?
 
     /// `exitCode` defaults to the one in a human status such as `Exited (137) 5 minutes ago`.
     public init(id: String, name: String, botId: String, state: ContainerState, status: String, image: String = "",
-                labels: [String: String] = [:], exitCode: Int? = nil) {
+                labels: [String: String] = [:], exitCode: Int? = nil, health: ContainerHealth? = nil) {
         self.id = id
         self.name = name
         self.botId = botId
@@ -58,6 +84,7 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
         self.image = image
         self.labels = labels
         self.exitCode = exitCode ?? Self.exitCode(inStatus: status)
+        self.health = health ?? (state == .running ? ContainerHealth(inStatus: status) : nil)
     }
 
     /// The `botmaker.spec-hash` label, if the container has one.
@@ -82,21 +109,73 @@ public enum EnvironmentEntry {
     }
 }
 
-/// What a bot container should be: image, environment and secrets directory.
+/// What a bot container should be: image, command, environment (literal and from secrets), secrets directory,
+/// state mounts, ports, health check, limits, hardening and network.
 public struct ContainerConfig: Sendable, Equatable, Codable {
     public var image: String
-    /// `KEY=VALUE` entries, in order.
+    /// Literal `KEY=VALUE` entries, in order (an escaped `@@secret:` already unescaped).
     public var environment: [String]
+    /// Entries whose value is read from a secret file at create time.
+    public var secretEnvironment: [SecretEnvironment]
+    /// Keyed digests of the secret values `secretEnvironment` uses (name → digest), so that a rotation changes the
+    /// spec hash; filled in by ``SecretsManager/resolveDigests(for:)``. Never the values themselves.
+    public var secretDigests: [String: String]
     /// Absolute host path mounted read-only at `/run/secrets`.
     public var secretsPath: String
     /// Overrides the image's CMD when set.
     public var command: [String]?
+    /// The bot's data directory on the host (`<data root>/<bot id>`); each mount is a directory in it.
+    public var dataPath: String
+    public var mounts: [StateMount]
+    public var ports: [PortMapping]
+    /// Nil: the image's own HEALTHCHECK.
+    public var health: HealthOverride?
+    /// Numeric `UID[:GID]`, or nil for the image's USER.
+    public var user: String?
+    public var memoryBytes: Int64?
+    /// CPUs × 10⁹ (Docker's NanoCpus).
+    public var nanoCPUs: Int64?
+    public var pidsLimit: Int
+    public var security: SecurityProfile
+    public var network: BotNetwork
 
-    public init(image: String, environment: [String] = [], secretsPath: String, command: [String]? = nil) {
+    public init(image: String, environment: [String] = [], secretsPath: String, command: [String]? = nil,
+                secretEnvironment: [SecretEnvironment] = [], dataPath: String = "", mounts: [StateMount] = [],
+                ports: [PortMapping] = [], health: HealthOverride? = nil, user: String? = nil, memoryBytes: Int64? = nil,
+                nanoCPUs: Int64? = nil, pidsLimit: Int = ContainerDefaults.pidsLimit, security: SecurityProfile = .standard,
+                network: BotNetwork = .botmaker) {
         self.image = image
         self.environment = environment
+        self.secretEnvironment = secretEnvironment
+        self.secretDigests = [:]
         self.secretsPath = secretsPath
         self.command = command
+        self.dataPath = dataPath
+        self.mounts = mounts
+        self.ports = ports
+        self.health = health
+        self.user = user
+        self.memoryBytes = memoryBytes
+        self.nanoCPUs = nanoCPUs
+        self.pidsLimit = pidsLimit
+        self.security = security
+        self.network = network
+    }
+
+    /// The host directory of one mount.
+    public func hostPath(of mount: StateMount) -> String { (dataPath as NSString).appendingPathComponent(mount.name) }
+}
+
+/// What is resolved only when a container is created: secret values and host ports. Never logged or stored.
+public struct ContainerLaunch: Sendable, Equatable {
+    /// The literal environment followed by the entries read from secrets.
+    public var environment: [String]
+    /// One host port per entry of ``ContainerConfig/ports``, in order.
+    public var published: [PublishedPort]
+
+    public init(environment: [String], published: [PublishedPort] = []) {
+        self.environment = environment
+        self.published = published
     }
 }
 
@@ -105,6 +184,8 @@ public enum BotLabels {
     public static let managed = "botmaker.managed"
     public static let botId = "botmaker.bot-id"
     public static let specHash = "botmaker.spec-hash"
+    /// The ``ContainerSpec/encodingVersion`` the spec hash was made with (absent: 1).
+    public static let specVersion = "botmaker.spec-version"
     /// Which botmaker (database) owns the container; absent means `default`.
     public static let instance = "botmaker.instance"
     public static let defaultInstance = "default"

@@ -1,0 +1,98 @@
+import Crypto
+import Foundation
+
+/// Environment values from secret files (`KEY=@secret:NAME`): their digests for the spec hash, and their values at
+/// create time. A digest is an HMAC keyed with a random key kept in the secrets root (`.digest-key`, 0600), so the
+/// database and container labels never hold anything a weak secret could be guessed from.
+extension SecretsManager {
+    static let digestKeyName = ".digest-key"
+    /// Values larger than this are refused (Docker's environment is not the place for files).
+    public static let maxEnvironmentValueBytes = 32 * 1024
+
+    /// Fills in `config.secretDigests`, or returns the first problem (naming the secret, never its value).
+    /// `createKey`: make the digest key if there is none (false for side-effect-free previews).
+    public func resolveDigests(for botId: String, config: inout ContainerConfig, createKey: Bool) -> String? {
+        config.secretDigests = [:]
+        guard !config.secretEnvironment.isEmpty else { return nil }
+        let key: SymmetricKey?
+        do { key = try digestKey(create: createKey) } catch { return error.message }
+        for reference in config.secretEnvironment where config.secretDigests[reference.secret] == nil {
+            switch readValue(botId: botId, name: reference.secret) {
+            case .failure(let error): return error.message
+            case .success(let value):
+                guard let key else { config.secretDigests[reference.secret] = "no-digest-key"; continue }
+                let mac = HMAC<SHA256>.authenticationCode(for: value, using: key)
+                config.secretDigests[reference.secret] = mac.map { String(format: "%02x", $0) }.joined()
+            }
+        }
+        return nil
+    }
+
+    /// Resolves the digests of the bot's secret environment values, recording a problem on the bot.
+    public func resolve(_ bot: inout DesiredBot, createKey: Bool) {
+        bot.secretProblem = resolveDigests(for: bot.id, config: &bot.config, createKey: createKey)
+    }
+
+    /// The container's environment: the literal entries, then each `@secret:` entry with its value.
+    public func resolveEnvironment(for botId: String, config: ContainerConfig) throws(SecretsError) -> [String] {
+        var environment = config.environment
+        for reference in config.secretEnvironment {
+            switch readValue(botId: botId, name: reference.secret) {
+            case .failure(let error): throw error
+            case .success(let value): environment.append(reference.key + "=" + String(decoding: value, as: UTF8.self))
+            }
+        }
+        return environment
+    }
+
+    /// A secret's value as an environment value: one trailing newline (as `echo` leaves) is dropped.
+    func readValue(botId: String, name: String) -> Result<Data, SecretsError> {
+        let path: String
+        do { path = (try directory(for: botId) as NSString).appendingPathComponent(name) } catch { return .failure(error) }
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            let reason = errno == ENOENT ? "does not exist" : errno == ELOOP ? "is a symlink (refused)" : Self.errnoText()
+            return .failure(SecretsError("secret \(name) for environment: \(path) \(reason); set it with `botmaker secrets set \(botId) \(name)`"))
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            return .failure(SecretsError("secret \(name) for environment: \(path) is not a regular file"))
+        }
+        guard info.st_size <= Self.maxEnvironmentValueBytes else {
+            return .failure(SecretsError("secret \(name) for environment is larger than \(Self.maxEnvironmentValueBytes) bytes"))
+        }
+        var value = Data(count: Int(info.st_size))
+        let count = value.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count >= 0 else { return .failure(SecretsError("cannot read secret \(name): \(Self.errnoText())")) }
+        value = value.prefix(count)
+        if value.last == 0x0a { value.removeLast() }
+        if value.last == 0x0d { value.removeLast() }
+        if value.contains(0) { return .failure(SecretsError("secret \(name) contains a NUL byte and cannot be an environment value")) }
+        return .success(value)
+    }
+
+    /// The digest key, made (32 random bytes, 0600) when missing and `create` is set.
+    func digestKey(create: Bool) throws(SecretsError) -> SymmetricKey? {
+        let path = (root as NSString).appendingPathComponent(Self.digestKeyName)
+        if let data = FileManager.default.contents(atPath: path), data.count == 32 { return SymmetricKey(data: data) }
+        guard create else { return nil }
+        try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let key = SymmetricKey(size: .bits256)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if fd < 0 {
+            // Another process made it first: use theirs.
+            if errno == EEXIST, let data = FileManager.default.contents(atPath: path), data.count == 32 { return SymmetricKey(data: data) }
+            throw SecretsError("cannot create \(path): \(Self.errnoText())")
+        }
+        let bytes = key.withUnsafeBytes { Data($0) }
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == 32, synced else {
+            unlink(path)
+            throw SecretsError("cannot write \(path): \(Self.errnoText())")
+        }
+        return key
+    }
+}
