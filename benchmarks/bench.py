@@ -86,7 +86,8 @@ class Botmaker:
         self.binary, self.instance = binary, track(instance)
         self.db = os.path.join(workdir, f"{instance}.db")
         self.secrets = os.path.join(workdir, f"{instance}-secrets")
-        self.args = ["--db", self.db, "--secrets-dir", self.secrets, "--instance", instance]
+        self.data = os.path.join(workdir, f"{instance}-data")
+        self.args = ["--db", self.db, "--secrets-dir", self.secrets, "--data-dir", self.data, "--instance", instance]
         # A claim left by an earlier, interrupted run would refuse this new database: the bench owns these instances.
         subprocess.run(["docker", "volume", "rm", "-f", f"botmaker.claim.{instance}"], capture_output=True)
         self.run(["migrate"])

@@ -116,6 +116,21 @@ extension DockerClient {
         try response.expectSuccess()
     }
 
+    /// `GET /networks` with Docker's filters (the `name` filter matches substrings: callers compare names).
+    public func listNetworks(filters: [String: [String]] = [:]) async throws(DockerEngineError) -> [NetworkInspect] {
+        var query: [(String, String)] = []
+        if !filters.isEmpty { query.append(("filters", Self.filtersJSON(filters))) }
+        let response = try await send(.GET, "/networks", query: query, operation: "networks.list", deadline: deadlines.short)
+        try response.expectSuccess()
+        return try response.decode([NetworkInspect].self)
+    }
+
+    /// `DELETE /networks/{id}`.
+    public func removeNetwork(_ id: String) async throws(DockerEngineError) {
+        let response = try await send(.DELETE, "/networks/\(Self.segment(id))", operation: "networks.remove", deadline: deadlines.medium)
+        try response.expectSuccess()
+    }
+
     /// `GET /networks/{name}`.
     public func inspectNetwork(_ name: String) async throws(DockerEngineError) -> NetworkInspect {
         let response = try await send(.GET, "/networks/\(Self.segment(name))", operation: "networks.inspect", deadline: deadlines.short)

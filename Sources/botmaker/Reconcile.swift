@@ -180,7 +180,15 @@ extension Botmaker {
                 return 1
             }
             if results.contains(where: { !$0.succeeded }) { return 1 }
-            if wait, !(try await waitUntilReady(store: store, runtime: runtime)) { return 1 }
+            if wait {
+                let ready = try await waitUntilReady(store: store, runtime: runtime)
+                // What the wait saw (health, state) is what `status` shows next.
+                if let seen = try? await FleetView.load(store: store, runtime: runtime, secrets: global.secrets(), state: global.stateDirectories(),
+                                                        now: Date()) {
+                    try? await store.record(statuses: seen.plan.statusUpdates, events: seen.plan.events)
+                }
+                if !ready { return 1 }
+            }
             return detailedExitcode && plan.hasChanges ? 2 : 0
         }
 

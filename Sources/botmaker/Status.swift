@@ -25,13 +25,14 @@ extension Botmaker {
                 print("unowned (made by another botmaker, left alone): \(unowned)\n")
             }
             if bots.isEmpty { print("no bots"); return }
-            var rows = [["ID", "DESIRED", "ACTUAL", "ACTIVITY", "CONTAINER", "LAST ACTION", "ERROR", "NEXT ATTEMPT"]]
+            var rows = [["ID", "DESIRED", "ACTUAL", "HEALTH", "ACTIVITY", "PORTS", "CONTAINER", "LAST ACTION", "ERROR", "NEXT ATTEMPT"]]
             for bot in bots {
                 let container = bot.containerId.map { String($0.prefix(12)) } ?? "-"
                 let lastAction = bot.lastAction.map { "\($0) \(bot.lastActionAt.map(Self.format) ?? "")" } ?? "-"
                 let error = bot.lastErrorCode.map { "\($0): \(bot.lastErrorMessage ?? "")" } ?? "-"
                 let next = bot.nextAttemptAt.map(Self.format) ?? "-"
-                let row: [String] = [bot.id, bot.desiredState ?? "?", bot.actualState ?? "-", bot.activity ?? "-", container, lastAction, error, next]
+                let row: [String] = [bot.id, bot.desiredState ?? "?", bot.actualState ?? "-", bot.health ?? "-", bot.activity ?? "-",
+                                     bot.publishedPorts ?? "-", container, lastAction, error, next]
                 rows.append(row)
             }
             print(Output.table(rows))
@@ -68,6 +69,8 @@ struct BotStatusView: Encodable {
     var inFlightSince: Date?
     var waitingFor: String?
     var waitUntil: Date?
+    var health: String?
+    var publishedPorts: String?
 
     init(_ listing: BotListing, now: Date = Date()) {
         id = listing.row.id
@@ -90,6 +93,8 @@ struct BotStatusView: Encodable {
         inFlightSince = status?.inFlightSince
         waitingFor = status?.waitingFor
         waitUntil = status?.waitUntil
+        health = status?.health
+        publishedPorts = status?.publishedPorts
         if let action = inFlightAction {
             activity = action + (inFlightSince.map { " since \(max(0, Int(now.timeIntervalSince($0).rounded()))) s" } ?? "")
         } else if let waitingFor {
@@ -103,6 +108,6 @@ struct BotStatusView: Encodable {
         case lastErrorCode = "last_error_code", lastErrorMessage = "last_error_message", lastErrorAt = "last_error_at"
         case failureCount = "failure_count", nextAttemptAt = "next_attempt_at", lastReconciledAt = "last_reconciled_at"
         case activity, inFlightAction = "in_flight_action", inFlightSince = "in_flight_since", waitingFor = "waiting_for"
-        case waitUntil = "wait_until"
+        case waitUntil = "wait_until", health, publishedPorts = "published_ports"
     }
 }

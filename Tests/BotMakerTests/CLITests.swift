@@ -8,7 +8,7 @@ import TestSupport
         let dir: TemporaryDirectory
         var db: String { dir.file("bots.db") }
         func run(_ arguments: [String], stdin: String? = nil) async throws -> ProcessOutput {
-            try await runProcess([botmakerBinary] + arguments + ["--db", db, "--secrets-dir", dir.file("secrets")], stdin: stdin)
+            try await runProcess([botmakerBinary] + arguments + ["--db", db, "--secrets-dir", dir.file("secrets"), "--data-dir", dir.file("data")], stdin: stdin)
         }
     }
 
@@ -157,7 +157,7 @@ import TestSupport
             let held = try HeldPort()
             defer { held.close() }
             let service = try ServiceProcess(
-                arguments: ["--db", env.db, "--secrets-dir", env.dir.file("secrets"), "--metrics-addr", "127.0.0.1:\(held.port)",
+                arguments: ["--db", env.db, "--secrets-dir", env.dir.file("secrets"), "--data-dir", env.dir.file("data"), "--metrics-addr", "127.0.0.1:\(held.port)",
                             "--docker-host", "unix://\(env.dir.file("no-engine.sock"))"],
                 logPath: env.dir.file("run.log"))
             let status = await service.waitForExit(timeout: 45)
@@ -253,7 +253,7 @@ import TestSupport
             let backup = env.dir.file("backup.db")
             #expect(try await env.run(["backup", backup]).status == 0)
             let service = try ServiceProcess(
-                arguments: ["--db", env.db, "--secrets-dir", env.dir.file("secrets"), "--docker-host", "unix://\(env.dir.file("none.sock"))"],
+                arguments: ["--db", env.db, "--secrets-dir", env.dir.file("secrets"), "--data-dir", env.dir.file("data"), "--docker-host", "unix://\(env.dir.file("none.sock"))"],
                 logPath: env.dir.file("run.log"))
             try await eventually("the service holds the lock") { service.log.contains("reconciler started") }
             let refused = try await env.run(["restore", backup])

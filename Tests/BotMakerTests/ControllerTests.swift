@@ -16,15 +16,16 @@ import TestSupport
         let controller: Controller
         let reports: AsyncStream<KeyReport>
 
-        init(concurrency: Int = 4) throws {
+        init(concurrency: Int = 4, maxParallelUpdates: Int = 1) throws {
             dir = try TemporaryDirectory()
             store = try Store.open(path: dir.file("bots.db"))
             runtime = InMemoryRuntime(clock: clock, owner: store.ownerId)
             let (stream, continuation) = AsyncStream.makeStream(of: KeyReport.self)
             reports = stream
+            var settings = Controller.Settings(concurrency: concurrency, backoff: Backoff(base: 1, cap: 8, jitter: 0))
+            settings.maxParallelUpdates = maxParallelUpdates
             controller = Controller(store: store, runtime: runtime, secrets: SecretsManager(root: dir.file("secrets")),
-                                    settings: .init(concurrency: concurrency, backoff: Backoff(base: 1, cap: 8, jitter: 0)),
-                                    clock: clock, logger: Logger(label: "test"), onReport: { continuation.yield($0) })
+                                    settings: settings, clock: clock, logger: Logger(label: "test"), onReport: { continuation.yield($0) })
         }
 
         func add(_ ids: String..., state: DesiredState = .running) throws {
@@ -56,6 +57,75 @@ import TestSupport
         }
         fixture.controller.queue.shutDown()
         await workers.value
+    }
+
+    /// Issue 11: a change to many running bots (or a botmaker upgrade) recreates at most --max-parallel-updates of them at
+    /// once; the others wait for a slot holding no worker, and all are updated in the end.
+    @Test func updatesOfRunningBotsArePacedByMaxParallelUpdates() async throws {
+        let fixture = try Fixture(concurrency: 4, maxParallelUpdates: 2)
+        let ids = ["a", "b", "c", "d", "e"]
+        for id in ids { try fixture.add(id) }
+        try await Self.withWorkers(fixture) { reports in
+            try await fixture.controller.resync()
+            for id in ids { _ = await Self.report(for: .bot(id), from: &reports) }
+            await fixture.runtime.setLatency(.remove, 5)
+            for id in ids { try fixture.store.updateBot(id: id, changes: BotChanges(environment: ["V=2"])) }
+            try await fixture.controller.resync()
+            var parked = Set<String>()
+            while parked.count < 3, let report = await reports.next() {
+                if report.actions.contains(where: { $0.kind == .wait && $0.cause.contains("waits its turn") }) { parked.insert(report.key.description) }
+            }
+            await fixture.clock.waitForSleepers(2)
+            #expect(await fixture.runtime.inProgress[.remove] == 2, "two updates at once, the third waits")
+            for id in ids where parked.contains(WorkKey.bot(id).description) {
+                #expect(try await fixture.status(id)?.waitingFor?.contains("update slot") == true)
+            }
+            await fixture.runtime.setLatency(.remove, 0)
+            fixture.clock.advance(by: 5)
+            var recreated = Set<String>()
+            while recreated.count < ids.count, let report = await reports.next() {
+                for result in report.results where result.action.kind == .recreate && result.succeeded { recreated.insert(result.action.botId) }
+            }
+            #expect(recreated == Set(ids))
+            #expect(await fixture.runtime.maxInProgress[.remove] == 2)
+            for id in ids { #expect(await fixture.runtime.container(botId: id)?.config?.environment == ["V=2"]) }
+        }
+    }
+
+    /// Issue 11: an unhealthy container is restarted and recorded UNHEALTHY; while it stays unhealthy the restarts
+    /// follow the backoff (here 1, 2, 4 s), and a healthy check clears the error.
+    @Test func anUnhealthyBotIsRestartedOnTheBackoffSchedule() async throws {
+        let fixture = try Fixture()
+        try fixture.add("h")
+        try await Self.withWorkers(fixture) { reports in
+            try await fixture.controller.resync()
+            _ = await Self.report(for: .bot("h"), from: &reports)
+            for round in 1...3 {
+                await fixture.runtime.setHealth(botId: "h", .unhealthy)
+                fixture.controller.queue.add(.bot("h"))  // as the health_status event would
+                if round > 1 {
+                    // The bot waits for its backoff: no restart before the deadline.
+                    let waiting = await Self.report(for: .bot("h"), from: &reports)
+                    #expect(waiting?.actions.map(\.kind) == [.wait])
+                    #expect(await fixture.runtime.callCount(.restart, botId: "h") == round - 1)
+                    await fixture.clock.waitForSleepers(1)
+                    fixture.clock.advance(by: pow(2, Double(round - 2)))
+                }
+                let restarted = await Self.report(for: .bot("h"), from: &reports)
+                #expect(restarted?.results.map(\.action.kind) == [.restart])
+                let status = try await fixture.status("h")
+                #expect(status?.lastErrorCode == "UNHEALTHY")
+                #expect(status?.failureCount == round)
+                #expect(status?.lastErrorMessage?.contains("in-memory health check failed") == true)
+            }
+            #expect(await fixture.runtime.callCount(.restart, botId: "h") == 3)
+            await fixture.runtime.setHealth(botId: "h", .healthy)
+            fixture.controller.queue.add(.bot("h"))
+            _ = await Self.report(for: .bot("h"), from: &reports)
+            let healed = try await fixture.status("h")
+            #expect(healed?.lastErrorCode == nil)
+            #expect(healed?.health == "healthy")
+        }
     }
 
     @Test func aSlowStopHoldsOneWorkerAndBlocksNoOtherBot() async throws {

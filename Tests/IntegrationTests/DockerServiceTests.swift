@@ -31,7 +31,7 @@ struct DockerServiceTests {
             #expect(inspect.config.labels["botmaker.bot-id"] == id)
             #expect(inspect.config.labels["botmaker.spec-hash"]?.count == 64)
             #expect(inspect.hostConfig.restartPolicy?.name == "unless-stopped")
-            #expect(inspect.hostConfig.networkMode == "bridge")
+            #expect(inspect.hostConfig.networkMode == "botmaker", "botmaker's own network, where bots cannot reach each other")
             #expect(inspect.hostConfig.initProcess == true)
             #expect(inspect.hostConfig.binds == ["\(dir.file("secrets"))/\(id):/run/secrets:ro"])
             #expect(inspect.config.env.contains("GREETING=hello"))

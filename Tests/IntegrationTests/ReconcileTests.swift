@@ -254,15 +254,17 @@ struct ReconcileTests {
 
     @Test(.timeLimit(.minutes(2))) func legacyContainerIsAdoptedOnlyWhenItMatches() async throws {
         try await withDeployment("legacy") { deployment, client in
-            try await deployment.insertBots(["same", "diff"])
-            for (name, env) in [("same", "GREETING=hello"), ("diff", "GREETING=other")] {
+            try await deployment.insertBots(["same", "diff", "soft"])
+            try await deployment.sqlite("UPDATE bots SET network = 'bridge'")
+            // "soft" matches image, environment and mounts but lacks this version's hardening: recreated, not adopted.
+            for (name, env, hardened) in [("same", "GREETING=hello", true), ("diff", "GREETING=other", true), ("soft", "GREETING=hello", false)] {
                 let id = deployment.bot(name)
                 try FileManager.default.createDirectory(atPath: "\(deployment.secretsDir)/\(id)", withIntermediateDirectories: true)
+                let hardening = hardened ? ["--pids-limit", "512", "--cap-drop", "NET_ADMIN", "--cap-drop", "NET_RAW"] : []
                 let made = try await runProcess([
                     "docker", "create", "--name", "botmaker-\(id)", "--label", "botmaker.managed=true", "--label", "botmaker.bot-id=\(id)",
                     "--label", "botmaker.instance=\(deployment.instance)", "-e", env, "-v", "\(deployment.secretsDir)/\(id):/run/secrets:ro",
-                    TestDocker.image,
-                ])
+                ] + hardening + [TestDocker.image])
                 #expect(made.status == 0, "\(made.stderr)")
             }
             let before = try await deployment.containers(client).mapValues(\.id)
@@ -270,6 +272,7 @@ struct ReconcileTests {
             #expect(output.status == 0, "\(output.stdout)")
             #expect(output.stdout.contains("~   botmaker-\(deployment.bot("same"))"))
             #expect(output.stdout.contains("-/+ botmaker-\(deployment.bot("diff"))"))
+            #expect(output.stdout.contains("-/+ botmaker-\(deployment.bot("soft"))"))
             let after = try await deployment.containers(client)
             #expect(after["botmaker-\(deployment.bot("same"))"]?.id == before["botmaker-\(deployment.bot("same"))"])
             #expect(after["botmaker-\(deployment.bot("diff"))"]?.id != before["botmaker-\(deployment.bot("diff"))"])
@@ -336,7 +339,7 @@ struct ReconcileTests {
     @Test(.timeLimit(.minutes(3))) func anInstanceHasOneOwnerAndTakeOverIsDeliberate() async throws {
         try await withDeployment("owners") { deployment, client in
             func at(_ path: String, _ arguments: [String]) async throws -> ProcessOutput {
-                try await runProcess([botmakerBinary] + arguments + ["--db", path, "--secrets-dir", deployment.secretsDir,
+                try await runProcess([botmakerBinary] + arguments + ["--db", path, "--secrets-dir", deployment.secretsDir, "--data-dir", deployment.dataDir,
                                                                       "--instance", deployment.instance])
             }
             try await deployment.insertBots(["twoa", "onlya"])

@@ -19,7 +19,9 @@ public struct Deployment: Sendable {
     /// A bot id unique to this deployment.
     public func bot(_ name: String) -> String { "\(tag)-\(name)" }
 
-    public var commonArguments: [String] { ["--db", db, "--secrets-dir", secretsDir, "--instance", instance] }
+    public var dataDir: String { dir.file("data") }
+
+    public var commonArguments: [String] { ["--db", db, "--secrets-dir", secretsDir, "--data-dir", dataDir, "--instance", instance] }
 
     /// Runs `botmaker <arguments>` against this deployment.
     @discardableResult

@@ -18,8 +18,8 @@ public struct DockerService: ContainerRuntime {
     public var owner: String?
     /// Containers taken over from another database (`--take-over`): ours although their owner label is not.
     private let adopted: NIOLockedValueBox<Set<String>>
-    /// Whether botmaker's isolated network is known to exist (checked once, again after a 404 naming it).
-    private let networkReady = NIOLockedValueBox(false)
+    /// The id of botmaker's isolated network once known (looked up again after a 404 naming a network).
+    private let networkId = NIOLockedValueBox<String?>(nil)
     private let logger: Logger
 
     public init(client: DockerClient, stopGraceSeconds: Int = 10, instance: String = BotLabels.defaultInstance,
@@ -105,7 +105,7 @@ public struct DockerService: ContainerRuntime {
             // A relative bind source silently becomes a named volume.
             throw ContainerError(.startFailed, "secrets and data paths must be absolute: \(config.secretsPath), \(config.dataPath)", botId: botId)
         }
-        if config.network == .botmaker { try await ensureIsolatedNetwork(botId: botId) }
+        if config.network == .botmaker { _ = try await isolatedNetworkId(botId: botId) }
         let request = Self.createRequest(botId: botId, config: config, launch: launch, labels: [
             BotLabels.managed: "true",
             BotLabels.botId: botId,
@@ -126,7 +126,7 @@ public struct DockerService: ContainerRuntime {
                 if case .otherOwner = ownership(holder.config.labels, id: holder.id) { wrapped.code = .ownerConflict }
             }
             if config.network == .botmaker, error.httpStatus == 404, "\(error)".contains("network") {
-                networkReady.withLockedValue { $0 = false }
+                networkId.withLockedValue { $0 = nil }
             }
             throw wrapped
         }
@@ -169,24 +169,44 @@ public struct DockerService: ContainerRuntime {
         )
     }
 
-    /// Makes botmaker's bridge network (no traffic between its containers) unless it exists; a network of that
-    /// name that botmaker did not make is never used or changed.
-    func ensureIsolatedNetwork(botId: String) async throws(ContainerError) {
-        if networkReady.withLockedValue({ $0 }) { return }
+    /// The id of botmaker's bridge network (no traffic between its containers), made if missing. Docker's duplicate
+    /// check is not atomic and two networks of one name make every container start fail ("ambiguous"): botmakers on
+    /// this host create it under a host lock, and any duplicates found are removed (the lowest id is kept). A network
+    /// of that name that botmaker did not make is never used or changed.
+    func isolatedNetworkId(botId: String) async throws(ContainerError) -> String {
+        if let id = networkId.withLockedValue({ $0 }) { return id }
         let name = BotNetwork.isolatedNetworkName
         do {
-            do {
-                try await client.createNetwork(name: name, options: [Self.iccOption: "false"], labels: [BotLabels.managed: "true"])
-            } catch {
-                guard error.httpStatus == 409 else { throw error }
+            func ours() async throws(DockerEngineError) -> [NetworkInspect] {
+                try await client.listNetworks(filters: ["name": [name], "label": ["\(BotLabels.managed)=true"]])
+                    .filter { $0.name == name }.sorted { $0.id < $1.id }
             }
-            let network = try await client.inspectNetwork(name)
-            guard network.labels[BotLabels.managed] == "true", network.options[Self.iccOption] == "false" else {
-                throw ContainerError(.configError, "network \(name) exists but was not made by botmaker (no \(BotLabels.managed)=true label, or "
-                                     + "traffic between its containers is allowed); rename or remove it, or set the bot's network to bridge",
-                                     botId: botId)
+            var found = try await ours()
+            if found.isEmpty {
+                // Docker's duplicate check races: botmakers on this host take turns (a remote engine is made once, rarely at once).
+                let lock = HostLock(name: "botmaker-network-\(name)")
+                defer { lock.release() }
+                found = try await ours()
+                if found.isEmpty {
+                    do {
+                        try await client.createNetwork(name: name, options: [Self.iccOption: "false"], labels: [BotLabels.managed: "true"])
+                    } catch {
+                        guard error.httpStatus == 409 else { throw error }
+                    }
+                    found = try await ours()
+                }
             }
-            networkReady.withLockedValue { $0 = true }
+            guard let chosen = found.first else {
+                throw ContainerError(.configError, "network \(name) exists but was not made by botmaker (no \(BotLabels.managed)=true label); "
+                                     + "rename or remove it, or set the bot's network to bridge", botId: botId)
+            }
+            guard chosen.options[Self.iccOption] == "false" else {
+                throw ContainerError(.configError, "network \(name) allows traffic between its containers (\(Self.iccOption) is not false); "
+                                     + "remove it so botmaker makes it again", botId: botId)
+            }
+            for duplicate in found.dropFirst() { try? await client.removeNetwork(duplicate.id) }
+            networkId.withLockedValue { $0 = chosen.id }
+            return chosen.id
         } catch let error as ContainerError {
             throw error
         } catch let error as DockerEngineError {
@@ -207,7 +227,7 @@ public struct DockerService: ContainerRuntime {
             try await client.startContainer(id)
         } catch {
             // "network botmaker not found": someone removed it; it is made again before the next create.
-            if error.httpStatus == 404, "\(error)".contains("network") { networkReady.withLockedValue { $0 = false } }
+            if error.httpStatus == 404, "\(error)".contains("network") { networkId.withLockedValue { $0 = nil } }
             throw wrapDockerError(error, botId: botId, fallback: .startFailed)
         }
     }
@@ -350,8 +370,11 @@ public struct DockerService: ContainerRuntime {
         guard extras.isSubset(of: Set(imageEnvironment)) else { return false }
         if let command = bot.command, container.config.cmd != command { return false }
         // The hardening and network of this version: a container without them is recreated (as an update).
-        guard container.hostConfig.networkMode == bot.network.dockerName, container.hostConfig.pidsLimit == bot.pidsLimit,
-              Set(container.hostConfig.capDrop ?? []) == Set(bot.security.droppedCapabilities) else { return false }
+        let networkMode = container.hostConfig.networkMode == "default" ? "bridge" : container.hostConfig.networkMode
+        guard networkMode == bot.network.dockerName, container.hostConfig.pidsLimit == bot.pidsLimit,
+              // The docker CLI writes capabilities as CAP_NET_RAW, the API keeps what it is given.
+              Set((container.hostConfig.capDrop ?? []).map { $0.hasPrefix("CAP_") ? String($0.dropFirst(4)) : $0 })
+                == Set(bot.security.droppedCapabilities) else { return false }
         return (container.hostConfig.binds ?? []).contains(ContainerDefaults.secretsBind(bot.secretsPath))
     }
 

@@ -443,7 +443,19 @@ public final class Controller: Sendable {
         let containerId = try await runtime.createContainer(botId: bot.id, config: bot.config,
                                                             launch: ContainerLaunch(environment: environment, published: published))
         if bot.desiredState == .running {
-            try await runtime.startContainer(botId: bot.id, containerId: containerId)
+            do {
+                try await runtime.startContainer(botId: bot.id, containerId: containerId)
+            } catch let error where error.code == .portConflict {
+                // An automatic port someone else took (another database's bot, a process that bound it since): forget it
+                // and the container made with it, so the retry chooses a free port. A port the row names stays.
+                let automatic = Set(zip(bot.config.ports, published).filter { $0.0.hostPort == nil && error.message.contains(":\($0.1.hostPort)") }
+                    .map(\.1.hostPort))
+                if !automatic.isEmpty {
+                    try? await store.releaseAutomaticPorts(botId: bot.id, hostPorts: automatic)
+                    try? await runtime.removeContainer(botId: bot.id)
+                }
+                throw error
+            }
         }
         return Created(status: await statusAfterAction(botId: bot.id), config: bot.config, published: published)
     }

@@ -39,6 +39,9 @@ public actor InMemoryRuntime: ContainerRuntime {
     public private(set) var calls: [(Operation, String)] = []
     /// The most operations ever in progress on one bot at the same time.
     public private(set) var maxConcurrentPerBot = 0
+    /// Operations in progress now, and the most ever in progress at once, by kind (across bots).
+    public private(set) var inProgress: [Operation: Int] = [:]
+    public private(set) var maxInProgress: [Operation: Int] = [:]
     /// When true every call fails with `NETWORK_ERROR`.
     public var unreachable = false
     private let sinks = NIOLockedValueBox<[UInt64: AsyncThrowingStream<RuntimeEvent, any Error>.Continuation]>([:])
@@ -272,7 +275,12 @@ public actor InMemoryRuntime: ContainerRuntime {
         if unreachable { throw ContainerError(.networkError, "in-memory engine set unreachable", botId: botId) }
         activeByBot[botId, default: 0] += 1
         if botId != "*" { maxConcurrentPerBot = max(maxConcurrentPerBot, activeByBot[botId] ?? 0) }
-        defer { activeByBot[botId, default: 1] -= 1 }
+        inProgress[operation, default: 0] += 1
+        maxInProgress[operation] = max(maxInProgress[operation] ?? 0, inProgress[operation] ?? 0)
+        defer {
+            activeByBot[botId, default: 1] -= 1
+            inProgress[operation, default: 1] -= 1
+        }
         let seconds = botLatencies[botId]?[operation] ?? latencies[operation] ?? 0
         if seconds > 0 {
             do { try await clock.sleep(until: clock.now().addingTimeInterval(seconds)) } catch {

@@ -43,6 +43,16 @@ extension Store {
         }
     }
 
+    /// Forgets the bot's automatic ports among `hostPorts` (something else holds them): the next create chooses anew.
+    public func releaseAutomaticPorts(botId: String, hostPorts: Set<Int>) async throws {
+        guard !hostPorts.isEmpty else { return }
+        try await write { db in
+            for port in hostPorts {
+                try db.execute(sql: "DELETE FROM port_allocations WHERE bot_id = ? AND host_port = ?", arguments: [botId, port])
+            }
+        }
+    }
+
     /// `port/proto` of every host port some bot row asks for explicitly.
     static func explicitHostPorts(_ db: Database) throws -> Set<String> {
         var ports = Set<String>()
