@@ -22,6 +22,11 @@ IMAGE = os.environ.get("BOTMAKER_TEST_IMAGE", "botmaker-test/busybox:latest")
 STUBBORN_IMAGE = IMAGE.rsplit(":", 1)[0] + "-ignore-term:latest"
 STUBBORN_CMD = ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
 ENV = ["GREETING=hello", "MODEL=openclaw-small"]
+GATEWAY_IMAGE = os.environ.get("BOTMAKER_GATEWAY_IMAGE", "botmaker-test/gateway:latest")
+# What botmaker gives every container since spec version 2; the baselines get the same, so they do the same work.
+NETWORK = "botmaker"
+HARDENING = ["--pids-limit", "512", "--cap-drop", "NET_RAW", "--cap-drop", "NET_ADMIN", "--security-opt", "no-new-privileges",
+             "--log-opt", "max-size=10m", "--log-opt", "max-file=3"]
 
 # Everything a run starts, so that main's `finally` can clean it up whatever failed: processes and instance labels.
 PROCS = []
@@ -113,8 +118,8 @@ class Botmaker:
 def docker_run_args(name, instance, secrets, env):
     track(instance)
     args = ["docker", "run", "-d", "--name", name, "--label", "botmaker.managed=true", "--label", f"botmaker.bot-id={name}",
-            "--label", f"botmaker.instance={instance}", "--restart", "unless-stopped", "--network", "bridge", "--init",
-            "-v", f"{secrets}:/run/secrets:ro"]
+            "--label", f"botmaker.instance={instance}", "--restart", "unless-stopped", "--network", NETWORK, "--init",
+            "-v", f"{secrets}:/run/secrets:ro"] + HARDENING
     for e in env:
         args += ["-e", e]
     return args + [IMAGE]
@@ -126,7 +131,9 @@ def compose_file(path, names, instance, secrets_root, env):
     for n in names:
         os.makedirs(os.path.join(secrets_root, n), mode=0o700, exist_ok=True)
         lines += [f"  {n}:", f"    image: {IMAGE}", f"    container_name: compose-{n}", "    restart: unless-stopped",
-                  "    network_mode: bridge", "    init: true", "    labels:", "      botmaker.managed: 'true'",
+                  f"    network_mode: {NETWORK}", "    init: true", "    pids_limit: 512", "    cap_drop: [NET_RAW, NET_ADMIN]",
+                  "    security_opt: [no-new-privileges]", "    logging:", "      driver: json-file",
+                  "      options: {max-size: 10m, max-file: '3'}", "    labels:", "      botmaker.managed: 'true'",
                   f"      botmaker.bot-id: {n}", f"      botmaker.instance: {instance}", "    environment:"]
         lines += [f"      - {e}" for e in env]
         lines += ["    volumes:", f"      - {os.path.join(secrets_root, n)}:/run/secrets:ro"]
@@ -178,7 +185,9 @@ def api_create_start(work, name, instance, managed="true"):
         "Image": IMAGE, "Env": ENV,
         "Labels": {"botmaker.managed": managed, "botmaker.bot-id": name, "botmaker.instance": instance},
         "HostConfig": {"Binds": [f"{secrets}:/run/secrets:ro"], "RestartPolicy": {"Name": "unless-stopped"},
-                       "NetworkMode": "bridge", "Init": True}})
+                       "NetworkMode": NETWORK, "Init": True, "PidsLimit": 512, "CapDrop": ["NET_RAW", "NET_ADMIN"],
+                       "SecurityOpt": ["no-new-privileges"],
+                       "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}}})
     api("POST", f"/containers/{created['Id']}/start")
 
 
@@ -191,6 +200,87 @@ def api_floor(work, names, instance):
     assert count_running(f"botmaker.instance={instance}") == len(names)
     remove_label(f"botmaker.instance={instance}")
     return seconds
+
+
+def ensure_network():
+    """botmaker's network, as botmaker makes it (labelled, no traffic between containers), so the baselines can join it."""
+    if subprocess.run(["docker", "network", "inspect", NETWORK], capture_output=True).returncode != 0:
+        sh(["docker", "network", "create", "-o", "com.docker.network.bridge.enable_icc=false", "--label", "botmaker.managed=true", NETWORK])
+
+
+def gateway_run_args(name, instance, work, port, env):
+    """`docker run` of an OpenClaw-like gateway exactly as botmaker makes it: state and config mounts given to uid 1000,
+    a published port, a memory limit, the hardening, the secrets mount."""
+    track(instance)
+    base = os.path.join(work, instance, name)
+    for d in ("secrets", "state", "config"):
+        os.makedirs(os.path.join(base, d), mode=0o700, exist_ok=True)
+    os.chown(os.path.join(base, "state"), 1000, 1000)
+    os.chown(os.path.join(base, "config"), 1000, 1000)
+    args = ["docker", "run", "-d", "--name", name, "--label", "botmaker.managed=true", "--label", f"botmaker.bot-id={name}",
+            "--label", f"botmaker.instance={instance}", "--restart", "unless-stopped", "--network", NETWORK, "--init",
+            "-v", f"{base}/secrets:/run/secrets:ro", "--mount", f"type=bind,src={base}/state,dst=/home/node/.openclaw",
+            "--mount", f"type=bind,src={base}/config,dst=/home/node/.config/openclaw", "-p", f"127.0.0.1:{port}:18789",
+            "--user", "1000:1000", "--memory", "2g"] + HARDENING
+    for e in env:
+        args += ["-e", e]
+    return args + [GATEWAY_IMAGE]
+
+
+def wait_healthy(label, n, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        healthy = sh(["docker", "ps", "-q", "--filter", f"label={label}", "--filter", "health=healthy"]).stdout.split()
+        if len(healthy) == n:
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"{label}: not all {n} healthy within {timeout} s")
+
+
+def workloads(binary, work, n):
+    """OpenClaw-like gateways (two state mounts, a port, uid 1000, 2 GiB, hardening, a token from a secret):
+    botmaker's `reconcile --wait` against a `docker run` loop doing the same plus polling `docker ps` for health;
+    then an env change on all of them, paced (1 at a time, the default) and unpaced (4), against `docker rm -f` +
+    `docker run` sequentially."""
+    names = [f"gw{n}-{i:03d}" for i in range(n)]
+    results = {}
+    inst = f"bench-gwseq{n}"
+    label = f"botmaker.instance={inst}"
+    ports = list(range(29000, 29000 + n))
+    env = ["OPENCLAW_DISABLE_BONJOUR=1", "NODE_OPTIONS=--max-old-space-size=1536", "OPENCLAW_GATEWAY_TOKEN=0123456789abcdef"]
+
+    def loop(env):
+        for x, port in zip(names, ports):
+            sh(gateway_run_args(f"seq-{x}", inst, work, port, env))
+        wait_healthy(label, n)
+    results["seq"] = timed(lambda: loop(env))
+    def redo():
+        for x, port in zip(names, ports):
+            sh(["docker", "rm", "-f", f"seq-{x}"])
+            sh(gateway_run_args(f"seq-{x}", inst, work, port, env + ["MODEL=large"]))
+        wait_healthy(label, n)
+    results["seq_update"] = timed(redo)
+    remove_label(label)
+
+    bm = Botmaker(binary, work, f"bench-gwbm{n}")
+    mounts = json.dumps([{"name": "state", "target": "/home/node/.openclaw"}, {"name": "config", "target": "/home/node/.config/openclaw"}])
+    bm_env = json.dumps(env[:2] + ["OPENCLAW_GATEWAY_TOKEN=@secret:gateway_token"])
+    for x in names:
+        path = bm.secrets_dir(x)
+        with open(os.path.join(path, "gateway_token"), "w") as f:
+            f.write("0123456789abcdef")
+    rows = ",".join(f"('{x}', '{GATEWAY_IMAGE}', '{bm_env}', '{mounts}', '[\"18789\"]', '1000:1000', 2147483648)" for x in names)
+    bm.sql(f"BEGIN; INSERT INTO bots (id, image, environment, mounts, ports, user, memory_bytes) VALUES {rows}; COMMIT;")
+    results["botmaker"] = timed(lambda: bm.run(["reconcile", "--wait", "--port-range", "29100-29999"]))
+    for parallel, key in ((1, "botmaker_paced"), (4, "botmaker_update4")):
+        changed = json.dumps(env[:2] + ["OPENCLAW_GATEWAY_TOKEN=@secret:gateway_token", f"MODEL=large{parallel}"])
+        bm.sql(f"UPDATE bots SET environment = '{changed}'")
+        results[key] = timed(lambda: bm.run(["reconcile", "--wait", "--port-range", "29100-29999", "--max-parallel-updates", str(parallel)]))
+        assert bm.sql("SELECT count(*) FROM bot_status WHERE last_action = 'recreate' AND last_error_code IS NULL") == str(n)
+    assert count_running(f"botmaker.instance={bm.instance}") == n
+    bm.sql("DELETE FROM bots")
+    bm.run(["reconcile"])
+    return results
 
 
 def converge(binary, work, n, compose):
@@ -239,7 +329,8 @@ def converge(binary, work, n, compose):
     results["botmaker"] = timed(lambda: bm.run(["reconcile"]))
     assert count_running(f"botmaker.instance={bm.instance}") == n
     bm.sql("UPDATE bots SET environment = '[\"GREETING=hello\",\"MODEL=openclaw-large\"]'")
-    results["botmaker_recreate"] = timed(lambda: bm.run(["reconcile"]))
+    # Compose recreates every changed service at once: compared with botmaker unpaced (the default paces updates to 1).
+    results["botmaker_recreate"] = timed(lambda: bm.run(["reconcile", "--max-parallel-updates", "4"]))
     assert count_running(f"botmaker.instance={bm.instance}") == n
     bm.sql("DELETE FROM bots")
     bm.run(["reconcile"])
@@ -663,10 +754,11 @@ def main():
     parser.add_argument("--scale-sizes", default="10000,50000")
     parser.add_argument("--scale-trials", type=int, default=10, help="inserts timed per size")
     parser.add_argument("--scale-edits", type=int, default=20, help="single-row edits in the CPU window per size")
-    parser.add_argument("--sections", default="converge,idle,latency,hol,scale",
-                        help="comma-separated subset of converge,idle,latency,hol,scale, run in that order")
+    parser.add_argument("--workload-bots", type=int, default=20, help="gateway bots in the workloads section")
+    parser.add_argument("--sections", default="converge,idle,latency,hol,scale,workloads",
+                        help="comma-separated subset of converge,idle,latency,hol,scale,workloads, run in that order")
     args = parser.parse_args()
-    unknown = set(args.sections.split(",")) - {"converge", "idle", "latency", "hol", "scale"}
+    unknown = set(args.sections.split(",")) - {"converge", "idle", "latency", "hol", "scale", "workloads"}
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     compose = not args.no_compose and shutil.which("docker-compose") is not None
@@ -687,9 +779,10 @@ def report(args, compose, work):
     print(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"- machine: {os.cpu_count()} cores ({cpu[0]}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, {platform.platform()}")
     print(f"- Docker engine {version}; docker-compose {sh(['docker-compose', 'version', '--short']).stdout.strip() if compose else 'not installed'}")
-    print(f"- botmaker binary: {args.binary}; image {IMAGE}; {len(ENV)} env entries, read-only secrets mount, --init, unless-stopped, bridge\n")
+    print(f"- botmaker binary: {args.binary}; image {IMAGE}; {len(ENV)} env entries, read-only secrets mount, --init, unless-stopped, network botmaker, standard hardening on every side\n")
+    ensure_network()
     sections = {"converge": section_converge, "idle": section_idle, "latency": section_latency,
-                "hol": section_head_of_line, "scale": section_scale}
+                "hol": section_head_of_line, "scale": section_scale, "workloads": section_workloads}
     for name in args.sections.split(","):
         sections[name](args, compose, work)
 
@@ -775,6 +868,18 @@ def section_scale(args, compose, work):
               f"{o50 - f50:+.3f} s | {pct(r['ours'], .95) * 1000:.0f} ms | {pct(r['floor'], .95) * 1000:.0f} ms | "
               f"{r['per_edit'] * 1000:.1f} ms | {r['edit_cpu']:.2f} s / {r['idle_cpu']:.2f} s / {r['window']:.1f} s | "
               f"{passes} | {r['rss_mib']:.1f} MiB ({r['hwm_mib']:.1f}) |", flush=True)
+
+
+def section_workloads(args, compose, work):
+    n = args.workload_bots
+    print(f"## OpenClaw-like workloads ({n} gateways: 2 state mounts, a published port, uid 1000, 2 GiB, hardening, a token from a secret)\n")
+    print("Each side waits until every gateway is healthy (its image checks /healthz every second).\n")
+    print("| N | botmaker `reconcile --wait` | `docker run` loop + health polling | loop / botmaker | env change, paced 1 at a time (default) | env change, 4 at a time | `docker rm -f` + `docker run` loop | loop / botmaker (4) | loop / botmaker (paced) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    r = workloads(args.binary, work, n)
+    print(f"| {n} | {fmt(r['botmaker'])} | {fmt(r['seq'])} | {ratio(r['seq'], r['botmaker'])} | {fmt(r['botmaker_paced'])} | "
+          f"{fmt(r['botmaker_update4'])} | {fmt(r['seq_update'])} | {ratio(r['seq_update'], r['botmaker_update4'])} | "
+          f"{ratio(r['seq_update'], r['botmaker_paced'])} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ import TestSupport
         for id in ids { try fixture.add(id) }
         try await Self.withWorkers(fixture) { reports in
             try await fixture.controller.resync()
-            for id in ids { _ = await Self.report(for: .bot(id), from: &reports) }
+            var created = Set<String>()
+            while created.count < ids.count, let report = await reports.next() { created.insert(report.key.description) }
             await fixture.runtime.setLatency(.remove, 5)
             for id in ids { try fixture.store.updateBot(id: id, changes: BotChanges(environment: ["V=2"])) }
             try await fixture.controller.resync()
