@@ -17,6 +17,8 @@ need_root_apt() {
     [ -f /usr/include/sqlite3.h ] || missing+=(libsqlite3-dev)
     command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+    command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive

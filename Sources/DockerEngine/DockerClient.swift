@@ -153,11 +153,13 @@ public final class DockerClient: Sendable {
         _ path: String,
         query: [(String, String)] = [],
         body: Data? = nil,
+        headers: [(String, String)] = [],
         versioned: Bool = true,
         operation: String,
         deadline seconds: Double
     ) async throws(DockerEngineError) -> Response {
-        let request = try await makeRequest(method, path, query: query, body: body, versioned: versioned, operation: operation)
+        var request = try await makeRequest(method, path, query: query, body: body, versioned: versioned, operation: operation)
+        for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
         let started = ContinuousClock.now
         // One absolute deadline for the whole exchange: the head and the body share it.
         let deadline = NIODeadline.now() + .nanoseconds(Int64(seconds * 1e9))
@@ -176,12 +178,14 @@ public final class DockerClient: Sendable {
         }
     }
 
-    /// Starts a request whose body the caller streams (no deadline); used by the events stream.
-    func open(_ path: String, query: [(String, String)], operation: String) async throws(DockerEngineError) -> HTTPClientResponse {
-        let request = try await makeRequest(.GET, path, query: query, body: nil, versioned: true, operation: operation)
+    /// Starts a request whose body the caller streams (no deadline unless given); used by the events stream and pulls.
+    func open(_ path: String, method: HTTPMethod = .GET, query: [(String, String)], headers: [(String, String)] = [], operation: String,
+              deadline: NIODeadline = .distantFuture) async throws(DockerEngineError) -> HTTPClientResponse {
+        var request = try await makeRequest(method, path, query: query, body: nil, versioned: true, operation: operation)
+        for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
         let started = ContinuousClock.now
         do {
-            let response = try await http.execute(request, deadline: .distantFuture, logger: logger)
+            let response = try await http.execute(request, deadline: deadline, logger: logger)
             record(operation, status: Int(response.status.code), since: started)
             return response
         } catch {
@@ -226,7 +230,7 @@ public final class DockerClient: Sendable {
         observer(RequestRecord(operation: operation, status: status, seconds: seconds))
     }
 
-    private func mapTransportError(_ error: any Error, operation: String, seconds: Double) -> DockerEngineError {
+    func mapTransportError(_ error: any Error, operation: String, seconds: Double) -> DockerEngineError {
         if let engineError = error as? DockerEngineError { return engineError }
         if let httpError = error as? HTTPClientError {
             switch httpError {

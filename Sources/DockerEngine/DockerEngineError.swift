@@ -12,6 +12,8 @@ public enum DockerEngineError: Error, Sendable, CustomStringConvertible {
     case decoding(operation: String, reason: String)
     /// `DOCKER_HOST` could not be parsed.
     case invalidHost(String)
+    /// An error reported inside a successful (200) streamed answer, e.g. a pull that failed midway.
+    case inStream(message: String, operation: String)
 
     /// The HTTP status when the daemon answered, else nil.
     public var httpStatus: Int? {
@@ -41,6 +43,8 @@ public enum DockerEngineError: Error, Sendable, CustomStringConvertible {
             "\(operation): unexpected answer from the Docker daemon: \(reason)"
         case .invalidHost(let message):
             message
+        case .inStream(let message, let operation):
+            "\(operation): \(message)"
         }
     }
 

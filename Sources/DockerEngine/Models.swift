@@ -332,15 +332,18 @@ public struct ContainerInspect: Decodable, Sendable, Equatable {
 public struct ImageInspect: Decodable, Sendable {
     public var id: String
     public var repoTags: [String]
+    /// `host/repo@sha256:…` for each registry the image was pulled from or pushed to.
+    public var repoDigests: [String]
     public var env: [String]
 
-    enum CodingKeys: String, CodingKey { case id = "Id", repoTags = "RepoTags", config = "Config" }
+    enum CodingKeys: String, CodingKey { case id = "Id", repoTags = "RepoTags", repoDigests = "RepoDigests", config = "Config" }
     enum ConfigKeys: String, CodingKey { case env = "Env" }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try c.decode(String.self, forKey: .id)
         repoTags = try c.decodeIfPresent([String].self, forKey: .repoTags) ?? []
+        repoDigests = try c.decodeIfPresent([String].self, forKey: .repoDigests) ?? []
         if let config = try? c.nestedContainer(keyedBy: ConfigKeys.self, forKey: .config) {
             env = try config.decodeIfPresent([String].self, forKey: .env) ?? []
         } else {

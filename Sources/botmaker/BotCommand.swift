@@ -6,6 +6,7 @@ import Logging
 extension DesiredState: ExpressibleByArgument {}
 extension SecurityProfile: ExpressibleByArgument {}
 extension BotNetwork: ExpressibleByArgument {}
+extension PullPolicy: ExpressibleByArgument {}
 
 extension Botmaker {
     struct BotCommand: AsyncParsableCommand {
@@ -19,7 +20,7 @@ extension Botmaker {
 
 /// Spec options shared by `bot add` and `bot set`.
 struct SpecOptions: ParsableArguments {
-    @Option(help: "Image reference, e.g. ghcr.io/openclaw/openclaw:latest (must exist locally; botmaker never pulls).")
+    @Option(help: "Image reference, e.g. ghcr.io/openclaw/openclaw:latest (pulled as --pull-policy says).")
     var image: String?
 
     @Option(name: .customLong("env"), help: ArgumentHelp("Environment entry KEY=VALUE; repeat for more. On `set`, replaces the whole list.", valueName: "KEY=VALUE"))
@@ -61,6 +62,9 @@ struct SpecOptions: ParsableArguments {
     @Option(help: "Network: botmaker (bots cannot reach each other) or bridge (Docker's default).")
     var network: BotNetwork?
 
+    @Option(help: "When to pull the image: missing (default), always (before every create or recreate) or never.")
+    var pullPolicy: PullPolicy?
+
     func changes(clearEnvironment: Bool = false, resetCommand: Bool = false, clearMounts: Bool = false, clearPorts: Bool = false,
                  resetHealth: Bool = false) throws -> BotChanges {
         var changes = BotChanges(image: image, desiredState: state)
@@ -92,6 +96,7 @@ struct SpecOptions: ParsableArguments {
         changes.pidsLimit = pidsLimit
         changes.security = security
         changes.network = network
+        changes.pullPolicy = pullPolicy
         if !environment.isEmpty { changes.environment = environment } else if clearEnvironment { changes.environment = [] }
         if let command {
             guard let data = command.data(using: .utf8), let arguments = try? JSONDecoder().decode([String].self, from: data) else {
@@ -132,21 +137,28 @@ extension Botmaker.BotCommand {
         func run() async throws {
             let store = try global.openStore()
             var changes = try spec.changes()
-            if preset == .openclaw { changes = OpenClawPreset.apply(to: changes, overridingEnvironment: spec.environment) }
-            do {
-                try store.addBot(id: id, changes: changes)
-            } catch let error as StoreError {
-                throw CLIError(error.message)
-            }
+            // The token is written before the row, so a running service never sees the bot without it.
+            var wroteToken = false
             if preset == .openclaw {
+                changes = OpenClawPreset.apply(to: changes, overridingEnvironment: spec.environment)
+                if try store.bot(id: id) != nil { throw CLIError("bot \(id) already exists; use `botmaker bot set`") }
                 let secrets = global.secrets()
                 do {
                     if try !secrets.list(botId: id).contains(OpenClawPreset.tokenSecret) {
                         try secrets.set(botId: id, name: OpenClawPreset.tokenSecret, value: Data(OpenClawPreset.newToken().utf8))
+                        wroteToken = true
                     }
                 } catch {
-                    throw CLIError("added bot \(id), but cannot write its gateway token: \(error.message)")
+                    throw CLIError("cannot write the gateway token: \(error.message)")
                 }
+            }
+            do {
+                try store.addBot(id: id, changes: changes)
+            } catch let error as StoreError {
+                if wroteToken { _ = try? global.secrets().remove(botId: id, name: OpenClawPreset.tokenSecret) }
+                throw CLIError(error.message)
+            }
+            if preset == .openclaw {
                 print("added bot \(id) (OpenClaw preset; gateway token in secret \(OpenClawPreset.tokenSecret): `botmaker secrets ls \(id)`)")
                 return
             }

@@ -29,6 +29,15 @@ struct ReconcileOptions: ParsableArguments {
     @Flag(help: "Use --data-dir and --secrets-dir although the database recorded other roots (move the directories first).")
     var moveRoots = false
 
+    @Option(help: "Image pulls at once; pulls never hold a worker.")
+    var pullConcurrency: Int = 2
+
+    @Option(help: ArgumentHelp("Seconds one pull may take (PULL_FAILED after).", valueName: "seconds"))
+    var pullTimeout: Double = 600
+
+    @Option(help: ArgumentHelp("Docker config.json with registry credentials (default $DOCKER_CONFIG/config.json, else ~/.docker/config.json).", valueName: "path"))
+    var registryConfig: String?
+
     var parsedPortRange: ClosedRange<Int>? {
         let parts = portRange.split(separator: "-")
         guard parts.count == 2, let low = Int(parts[0]), let high = Int(parts[1]), 1 <= low, low <= high, high <= 65535 else { return nil }
@@ -37,6 +46,8 @@ struct ReconcileOptions: ParsableArguments {
 
     func validate() throws {
         guard (1...64).contains(maxParallelUpdates) else { throw ValidationError("--max-parallel-updates must be between 1 and 64") }
+        guard (1...16).contains(pullConcurrency) else { throw ValidationError("--pull-concurrency must be between 1 and 16") }
+        try Seconds.check("--pull-timeout", pullTimeout, in: 1...86_400)
         guard parsedPortRange != nil else { throw ValidationError("--port-range must be FROM-TO within 1-65535, e.g. 19000-19999") }
         guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 64") }
         try Seconds.check("--backoff-base", backoffBase, in: 0.001...86_400)
@@ -50,6 +61,9 @@ struct ReconcileOptions: ParsableArguments {
         settings.allowMassRemoval = allowMassRemoval
         settings.maxParallelUpdates = maxParallelUpdates
         settings.portRange = parsedPortRange ?? settings.portRange
+        settings.pullConcurrency = pullConcurrency
+        settings.pullTimeout = pullTimeout
+        settings.registryCredentials = RegistryCredentialStore(path: registryConfig)
         return Controller(store: store, runtime: runtime, secrets: global.secrets(), state: global.stateDirectories(), settings: settings,
                           metrics: metrics, logger: logger)
     }

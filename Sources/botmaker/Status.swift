@@ -71,6 +71,8 @@ struct BotStatusView: Encodable {
     var waitUntil: Date?
     var health: String?
     var publishedPorts: String?
+    var imageId: String?
+    var imageDigest: String?
 
     init(_ listing: BotListing, now: Date = Date()) {
         id = listing.row.id
@@ -95,6 +97,8 @@ struct BotStatusView: Encodable {
         waitUntil = status?.waitUntil
         health = status?.health
         publishedPorts = status?.publishedPorts
+        imageId = status?.imageId
+        imageDigest = status?.imageDigest
         if let action = inFlightAction {
             activity = action + (inFlightSince.map { " since \(max(0, Int(now.timeIntervalSince($0).rounded()))) s" } ?? "")
         } else if let waitingFor {
@@ -108,6 +112,6 @@ struct BotStatusView: Encodable {
         case lastErrorCode = "last_error_code", lastErrorMessage = "last_error_message", lastErrorAt = "last_error_at"
         case failureCount = "failure_count", nextAttemptAt = "next_attempt_at", lastReconciledAt = "last_reconciled_at"
         case activity, inFlightAction = "in_flight_action", inFlightSince = "in_flight_since", waitingFor = "waiting_for"
-        case waitUntil = "wait_until", health, publishedPorts = "published_ports"
+        case waitUntil = "wait_until", health, publishedPorts = "published_ports", imageId = "image_id", imageDigest = "image_digest"
     }
 }

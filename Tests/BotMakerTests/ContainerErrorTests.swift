@@ -47,7 +47,7 @@ import Testing
         #expect(ContainerError.Code.allCases.map(\.rawValue) == [
             "NOT_FOUND", "ALREADY_EXISTS", "START_FAILED", "STOP_FAILED", "NETWORK_ERROR", "NOT_MANAGED", "INVALID_SPEC",
             "CRASH_LOOP", "SECRETS_ERROR", "OBSERVE_FAILED", "ENGINE_INCOMPATIBLE", "CONFIG_ERROR", "OWNER_CONFLICT", "REMOVAL_GUARD",
-            "DATA_ERROR", "PORT_CONFLICT", "UNHEALTHY",
+            "DATA_ERROR", "PORT_CONFLICT", "UNHEALTHY", "IMAGE_NOT_FOUND", "AUTH_FAILED", "PULL_FAILED",
         ])
     }
 }

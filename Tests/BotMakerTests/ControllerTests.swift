@@ -122,10 +122,75 @@ import TestSupport
             #expect(await fixture.runtime.callCount(.restart, botId: "h") == 3)
             await fixture.runtime.setHealth(botId: "h", .healthy)
             fixture.controller.queue.add(.bot("h"))
+            let holding = await Self.report(for: .bot("h"), from: &reports)
+            #expect(holding?.actions.map(\.kind) == [.wait], "healthy again: the error clears only if it stays healthy")
+            #expect(try await fixture.status("h")?.lastErrorCode == "UNHEALTHY")
+            await fixture.clock.waitForSleepers(1)
+            fixture.clock.advance(by: Planner.healthyWindow)
             _ = await Self.report(for: .bot("h"), from: &reports)
             let healed = try await fixture.status("h")
             #expect(healed?.lastErrorCode == nil)
             #expect(healed?.health == "healthy")
+        }
+    }
+
+    /// Issue 12: bots waiting for one image cause one pull, which holds no worker: another bot is repaired while it
+    /// runs, and every waiting bot is created when it lands.
+    @Test func onePullPerImageHoldsNoWorker() async throws {
+        let fixture = try Fixture(concurrency: 2)
+        let waiting = ["p1", "p2", "p3", "p4"]
+        try fixture.add("other")
+        try await Self.withWorkers(fixture) { reports in
+            try await fixture.controller.resync()
+            _ = await Self.report(for: .bot("other"), from: &reports)
+            await fixture.runtime.setImageMissing("img:2")
+            await fixture.runtime.setInRegistry("img:2")
+            await fixture.runtime.setLatency(.pull, 60)
+            for id in waiting { try fixture.store.addBot(id: id, changes: BotChanges(image: "img:2")) }
+            try await fixture.controller.resync()
+            var parked = Set<String>()
+            while parked.count < waiting.count, let report = await reports.next() {
+                if report.actions.contains(where: { $0.kind == .wait && $0.cause.contains("img:2") }) { parked.insert(report.key.description) }
+            }
+            await fixture.clock.waitForSleepers(1)  // the one pull, in progress
+            #expect(await fixture.runtime.callCount(.pull) == 1)
+            #expect(try await fixture.status("p1")?.waitingFor?.contains("img:2") == true)
+
+            await fixture.runtime.removeExternally(botId: "other")
+            fixture.controller.queue.add(.bot("other"))
+            let repaired = await Self.report(for: .bot("other"), from: &reports)
+            #expect(repaired?.results.map(\.action.kind) == [.create], "a repair goes ahead while the pull runs")
+
+            fixture.clock.advance(by: 60)
+            var created = Set<String>()
+            while created.count < waiting.count, let report = await reports.next() {
+                for result in report.results where result.action.kind == .create && result.succeeded { created.insert(result.action.botId) }
+            }
+            #expect(created == Set(waiting))
+            #expect(await fixture.runtime.callCount(.pull) == 1, "one pull for four bots")
+        }
+    }
+
+    /// Issue 12: `never` makes no pull and records IMAGE_NOT_FOUND; a failed pull is recorded on every bot that waited.
+    @Test func neverDoesNotPullAndAFailedPullIsRecordedOnItsBots() async throws {
+        let fixture = try Fixture()
+        try await Self.withWorkers(fixture) { reports in
+            await fixture.runtime.setImageMissing("img:9")
+            var never = BotChanges(image: "img:9")
+            never.pullPolicy = .never
+            try fixture.store.addBot(id: "n", changes: never)
+            try fixture.store.addBot(id: "f", changes: BotChanges(image: "img:9"))
+            try await fixture.controller.resync()
+            let refused = await Self.report(for: .bot("n"), from: &reports)
+            #expect(refused?.results.first?.error?.code == .imageNotFound)
+            var failed: KeyReport?
+            while failed == nil, let report = await reports.next() {
+                if report.key == .bot("f"), report.results.contains(where: { !$0.succeeded }) { failed = report }
+            }
+            #expect(failed?.results.first?.error?.code == .imageNotFound)
+            #expect(try await fixture.status("f")?.lastErrorCode == "IMAGE_NOT_FOUND")
+            #expect(try await fixture.status("n")?.lastErrorMessage?.contains("pull_policy is never") == true)
+            #expect(await fixture.runtime.callCount(.pull, botId: "img:9") == 1, "only the bot that may pull asked for it")
         }
     }
 
@@ -185,14 +250,18 @@ import TestSupport
 
     @Test func aFailedBotWaitsForItsDeadlineWithoutHoldingAWorker() async throws {
         let fixture = try Fixture(concurrency: 1)
-        try fixture.add("a", "b")
+        for id in ["a", "b"] {
+            var changes = BotChanges(image: "img:1")
+            changes.pullPolicy = .never  // fails at once, without a pull
+            try fixture.store.addBot(id: id, changes: changes)
+        }
         await fixture.runtime.setImageMissing("img:1")
         try await Self.withWorkers(fixture) { reports in
             fixture.controller.queue.add(.bot("a"))
             let failed = await Self.report(for: .bot("a"), from: &reports)
-            #expect(failed?.results.first?.error?.code == .notFound)
+            #expect(failed?.results.first?.error?.code == .imageNotFound)
             let status = try await fixture.status("a")
-            #expect(status?.waitingFor == "retry after NOT_FOUND")
+            #expect(status?.waitingFor == "retry after IMAGE_NOT_FOUND")
             #expect(status?.nextAttemptAt == fixture.clock.now().addingTimeInterval(1))
             #expect(fixture.controller.queue.deadline(of: .bot("a")) == status?.nextAttemptAt)
             #expect(fixture.controller.queue.stats.busy == 0)
@@ -282,9 +351,10 @@ import TestSupport
         try fixture.store.addBot(id: "ghost", changes: BotChanges(image: "missing:1"))
         await fixture.runtime.setImageMissing("missing:1")
         let outcome = try await fixture.controller.reconcileOnce()
-        let byKey = Dictionary(uniqueKeysWithValues: outcome.reports.map { ($0.key, $0) })
+        let byKey = Dictionary(outcome.reports.map { ($0.key, $0) }, uniquingKeysWith: { _, last in last })
         #expect(byKey[.bot("a")]?.results.map(\.succeeded) == [true])
-        #expect(byKey[.bot("ghost")]?.results.first?.error?.code == .notFound)
+        // The one-shot waits for the pull its bot asked for (it holds no worker), then records its failure.
+        #expect(byKey[.bot("ghost")]?.results.first?.error?.code == .imageNotFound)
         // The ghost's retry is a deadline, not awaited; the merged plan shows every bot once.
         #expect(outcome.view.merging(outcome.reports).actions.map(\.botId) == ["a", "b", "ghost"])
         let again = try await fixture.controller.reconcileOnce()

@@ -118,6 +118,15 @@ import Testing
         #expect(starting.statusUpdates.first?.failureCount == 2)
         #expect(starting.statusUpdates.first?.health == "starting")
 
+        // Healthy again, but for less than the window since the restart: the error (and its backoff) stays, and the
+        // bot is looked at again when the window ends (a bot that flaps keeps backing off).
+        status.lastErrorAt = Self.now.addingTimeInterval(-10)
+        let early = Self.plan([bot], [Self.container(bot, .running, status: "Up 9 seconds (healthy)")], statuses: [status])
+        #expect(early.statusUpdates.first?.lastErrorCode == "UNHEALTHY")
+        #expect(early.actions.map(\.kind) == [.wait])
+        #expect(early.actions.first?.retryAt == Self.now.addingTimeInterval(Planner.healthyWindow - 10))
+
+        status.lastErrorAt = Self.now.addingTimeInterval(-Planner.healthyWindow - 1)
         let healthy = Self.plan([bot], [Self.container(bot, .running, status: "Up 9 seconds (healthy)")], statuses: [status])
         #expect(healthy.statusUpdates.first?.lastErrorCode == nil)
         #expect(healthy.statusUpdates.first?.failureCount == 0)

@@ -26,5 +26,7 @@ public func wrapDockerError(_ error: any Error, botId: String?, fallback: Contai
         return ContainerError(.engineIncompatible, engineError.description, botId: botId, underlying: engineError)
     case .invalidHost:
         return ContainerError(.configError, engineError.description, botId: botId, underlying: engineError)
+    case .inStream(let message, _):
+        return ContainerError(fallback, message, botId: botId, underlying: engineError)
     }
 }

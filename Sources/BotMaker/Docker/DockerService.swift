@@ -184,8 +184,8 @@ public struct DockerService: ContainerRuntime {
             var found = try await ours()
             if found.isEmpty {
                 // Docker's duplicate check races: botmakers on this host take turns (a remote engine is made once, rarely at once).
-                let lock = HostLock(name: "botmaker-network-\(name)")
-                defer { lock.release() }
+                let lock = await HostLock.acquire(name: "botmaker-network-\(name)")
+                defer { lock?.release() }
                 found = try await ours()
                 if found.isEmpty {
                     do {
@@ -217,6 +217,50 @@ public struct DockerService: ContainerRuntime {
     }
 
     static let iccOption = "com.docker.network.bridge.enable_icc"
+
+    public func image(_ reference: String) async throws(ContainerError) -> ImageInfo? {
+        do {
+            let image = try await client.inspectImage(reference)
+            return ImageInfo(id: image.id, repoDigests: image.repoDigests)
+        } catch {
+            if error.httpStatus == 404 { return nil }
+            throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
+        }
+    }
+
+    public func pullImage(_ reference: ImageReference, auth: String?, timeout: TimeInterval,
+                          progress: @escaping @Sendable (PullEvent) -> Void) async throws(ContainerError) {
+        do {
+            try await client.pullImage(fromImage: reference.name, tag: reference.tagOrDigest, auth: auth, timeoutSeconds: timeout) { message in
+                progress(PullEvent(status: message.status, layer: message.id, current: message.current, total: message.total))
+            }
+        } catch {
+            throw Self.pullError(error, reference: reference, timeout: timeout)
+        }
+    }
+
+    /// The engine reports most registry failures as HTTP 500 or inside a 200 stream: classified by status and message.
+    static func pullError(_ error: DockerEngineError, reference: ImageReference, timeout: TimeInterval) -> ContainerError {
+        switch error {
+        case .timeout:
+            return ContainerError(.pullFailed, "pulling \(reference) took longer than --pull-timeout (\(Int(timeout)) s)", underlying: error)
+        case .unreachable, .invalidHost, .unsupportedAPIVersion, .decoding:
+            return wrapDockerError(error, botId: nil)
+        case .http(_, let message, _), .inStream(let message, _):
+            let lower = message.lowercased()
+            let code: ContainerError.Code
+            if error.httpStatus == 401 || lower.contains("unauthorized") || lower.contains("authentication required")
+                || lower.contains("no basic auth credentials") || lower.contains("denied") {
+                code = .authFailed
+            } else if error.httpStatus == 404 || lower.contains("manifest unknown") || lower.contains("not found")
+                        || lower.contains("repository does not exist") || lower.contains("name unknown") {
+                code = .imageNotFound
+            } else {
+                code = .pullFailed
+            }
+            return ContainerError(code, "pulling \(reference): \(message)", underlying: error)
+        }
+    }
 
     /// Starts the bot's container, by id when the caller has just created it (no lookup needed).
     public func startContainer(botId: String, containerId: String?) async throws(ContainerError) {
@@ -363,6 +407,9 @@ public struct DockerService: ContainerRuntime {
 
     static func matches(_ container: ContainerInspect, bot: ContainerConfig, imageEnvironment: [String]) -> Bool {
         guard container.config.image == bot.image else { return false }
+        // A container made without labels has none of these: adopting it would leave the bot without its state, ports or limits.
+        guard bot.mounts.isEmpty, bot.ports.isEmpty, bot.user == nil, bot.memoryBytes == nil, bot.nanoCPUs == nil, bot.health == nil,
+              bot.security == .standard, bot.secretEnvironment.isEmpty else { return false }
         let actual = Set(container.config.env)
         guard Set(bot.environment).isSubset(of: actual) else { return false }
         let desiredKeys = Set(bot.environment.map(EnvironmentEntry.key))

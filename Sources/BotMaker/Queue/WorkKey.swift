@@ -5,6 +5,12 @@ public enum WorkKey: Hashable, Sendable, CustomStringConvertible {
     case container(String)
 
     /// The key for a container of ours: its bot when it carries the bot's name, else the container itself.
+    /// The bot's id for a bot key.
+    public var botId: String? {
+        if case .bot(let id) = self { return id }
+        return nil
+    }
+
     public static func forContainer(named name: String, botId: String, id: String) -> WorkKey {
         name == ContainerDefaults.containerName(for: botId) ? .bot(botId) : .container(id)
     }

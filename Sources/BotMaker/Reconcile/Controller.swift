@@ -41,6 +41,11 @@ public final class Controller: Sendable {
         public var maxParallelUpdates = 1
         /// Where automatic host ports come from.
         public var portRange: ClosedRange<Int> = 19000...19999
+        /// Image pulls at once (never holding a worker), and how long one may take.
+        public var pullConcurrency = 2
+        public var pullTimeout: TimeInterval = 600
+        /// Where registry credentials are read (Docker's `config.json`).
+        public var registryCredentials = RegistryCredentialStore()
         public init(concurrency: Int = 4, backoff: Backoff = .init()) {
             self.concurrency = max(1, concurrency)
             self.backoff = backoff
@@ -54,6 +59,7 @@ public final class Controller: Sendable {
     public let settings: Settings
     public let clock: any WallClock
     public let queue: WorkQueue<WorkKey>
+    public let puller: ImagePuller
     public let metrics: ReconcilerMetrics
     private let logger: Logger
     private let onReport: (@Sendable (KeyReport) -> Void)?
@@ -74,7 +80,13 @@ public final class Controller: Sendable {
         self.state = state ?? StateDirectories(root: ((secrets.root as NSString).deletingLastPathComponent as NSString).appendingPathComponent("data"))
         self.settings = settings
         self.clock = clock
-        self.queue = WorkQueue(clock: clock)
+        let queue = WorkQueue<WorkKey>(clock: clock)
+        self.queue = queue
+        self.puller = ImagePuller(
+            runtime: runtime, credentials: settings.registryCredentials, concurrency: settings.pullConcurrency, timeout: settings.pullTimeout,
+            metrics: metrics, logger: logger,
+            onFinished: { keys in for key in keys { queue.add(key) } },
+            onProgress: { keys, text in Task { try? await store.recordWaiting(botIds: keys.compactMap(\.botId), waitingFor: text) } })
         self.metrics = metrics
         self.logger = logger
         self.onReport = onReport
@@ -152,6 +164,11 @@ public final class Controller: Sendable {
             group.addTask { await controller.runWorkers() }
             await withGracefulShutdownHandler {
                 await controller.queue.waitUntilIdle()
+                // Bots waiting for a pull hold no worker: the run ends when the pulls have landed and their bots are done.
+                while await !controller.puller.isIdle {
+                    await controller.puller.waitUntilIdle()
+                    await controller.queue.waitUntilIdle()
+                }
             } onGracefulShutdown: {
                 controller.queue.shutDown()
             }
@@ -268,6 +285,32 @@ public final class Controller: Sendable {
                 heldActions.append(action)
                 continue
             }
+            var image: ImageInfo?
+            if action.kind == .create || action.kind == .recreate {
+                switch await imageReadiness(action, key: key) {
+                case .ready(let info):
+                    image = info
+                case .pulling(let what):
+                    // Pull before stop: a recreate waits for its new image with the old container untouched.
+                    action.kind = .wait
+                    action.cause = "waiting for \(what): \(action.cause)"
+                    var waiting = prior ?? BotStatus(botId: action.botId)
+                    waiting.waitingFor = what
+                    waiting.waitUntil = nil
+                    try? await store.record(statuses: [waiting], events: [])
+                    heldActions.append(action)
+                    continue
+                case .failed(let error):
+                    let status = await record(action, prior: prior, observed: nil, created: nil, healthLog: nil, error: error)
+                    metrics.action(kind: action.kind.rawValue, result: "error")
+                    logger.warning("image not ready", metadata: ["bot.id": "\(action.botId)", "error.code": "\(error.code.rawValue)",
+                                                                 "error.message": "\(error.message)"])
+                    results.append(ActionResult(action: action, error: error, seconds: 0, nextAttemptAt: status?.nextAttemptAt))
+                    prior = status ?? prior
+                    if let at = status?.nextAttemptAt { requeue(key, at: at) }
+                    continue
+                }
+            }
             if action.isUpdate, !takeUpdateSlot(key) {
                 action.kind = .wait
                 action.cause = "update waits its turn (at most \(settings.maxParallelUpdates) at a time): \(action.cause)"
@@ -279,7 +322,7 @@ public final class Controller: Sendable {
                 continue
             }
             if action.kind.isMutating {
-                let result = await run(action, prior: prior)
+                let result = await run(action, prior: prior, image: image)
                 if action.isUpdate { releaseUpdateSlot() }
                 results.append(result.result)
                 prior = result.status ?? prior
@@ -300,6 +343,7 @@ public final class Controller: Sendable {
         updates.withLockedValue { updates in
             if updates.running < settings.maxParallelUpdates {
                 updates.running += 1
+                updates.waiting.removeAll { $0 == key }
                 return true
             }
             if !updates.waiting.contains(key) { updates.waiting.append(key) }
@@ -307,12 +351,15 @@ public final class Controller: Sendable {
         }
     }
 
+    /// Frees a slot and queues every waiting key again (in arrival order): they contend anew, so a key whose update is
+    /// no longer needed (its container exited, its row changed) strands no other.
     private func releaseUpdateSlot() {
-        let next = updates.withLockedValue { updates -> WorkKey? in
+        let waiting = updates.withLockedValue { updates -> [WorkKey] in
             updates.running -= 1
-            return updates.waiting.isEmpty ? nil : updates.waiting.removeFirst()
+            defer { updates.waiting = [] }
+            return updates.waiting
         }
-        if let next { queue.add(next) }
+        for key in waiting { queue.add(key) }
     }
 
     /// Brings back a key that could not be worked, with the same backoff as a bot's failures.
@@ -332,7 +379,7 @@ public final class Controller: Sendable {
         return KeyReport(key: key, actions: [action], results: [ActionResult(action: action, error: error, seconds: 0)])
     }
 
-    private func run(_ action: PlannedAction, prior: BotStatus?) async -> (result: ActionResult, status: BotStatus?) {
+    private func run(_ action: PlannedAction, prior: BotStatus?, image: ImageInfo?) async -> (result: ActionResult, status: BotStatus?) {
         var logger = logger
         logger[metadataKey: "bot.id"] = "\(action.botId)"
         logger[metadataKey: "action"] = "\(action.kind.rawValue)"
@@ -347,9 +394,17 @@ public final class Controller: Sendable {
         var observed: ContainerStatus?
         var created: Created?
         // An unhealthy container's last health check says why: read it before the restart starts a fresh one.
-        let healthLog = action.errorCode == .unhealthy ? (try? await runtime.getContainerStatus(botId: action.botId))?.healthLog : nil
+        var healthLog = action.errorCode == .unhealthy ? (try? await runtime.getContainerStatus(botId: action.botId))?.healthLog : nil
+        // A check's output may echo the bot's environment (a curl -v with a token): secret values never reach the record.
+        if let log = healthLog, let bot = action.desired, !bot.config.secretEnvironment.isEmpty,
+           let environment = try? secrets.resolveEnvironment(for: bot.id, config: bot.config) {
+            healthLog = environment.suffix(bot.config.secretEnvironment.count).reduce(log) { text, entry in
+                let value = String(entry.dropFirst(EnvironmentEntry.key(entry).count + 1))
+                return value.isEmpty ? text : text.replacingOccurrences(of: value, with: "[secret]")
+            }
+        }
         do {
-            (observed, created) = try await perform(action)
+            (observed, created) = try await perform(action, image: image)
         } catch let failure {
             error = failure
         }
@@ -374,11 +429,11 @@ public final class Controller: Sendable {
 
     /// Performs the engine calls for one action; returns the container's resulting state (nil when removed) and,
     /// for a create, what it was made from.
-    private func perform(_ action: PlannedAction) async throws(ContainerError) -> (ContainerStatus?, Created?) {
+    private func perform(_ action: PlannedAction, image: ImageInfo?) async throws(ContainerError) -> (ContainerStatus?, Created?) {
         let botId = action.botId
         switch action.kind {
         case .create:
-            let created = try await createAndStart(action)
+            let created = try await createAndStart(action, image: image)
             return (created.status, created)
         case .start:
             try await runtime.startContainer(botId: botId)
@@ -388,7 +443,7 @@ public final class Controller: Sendable {
             try await runtime.restartContainer(botId: botId)
         case .recreate:
             try await runtime.removeContainer(botId: botId)
-            let created = try await createAndStart(action)
+            let created = try await createAndStart(action, image: image)
             return (created.status, created)
         case .remove:
             if action.isOrphan, let id = action.containerId {
@@ -413,7 +468,7 @@ public final class Controller: Sendable {
 
     /// Prepares what the container needs on the host (secrets directory, state directories, environment values from
     /// secrets, host ports), creates it and starts it when the bot should run.
-    private func createAndStart(_ action: PlannedAction) async throws(ContainerError) -> Created {
+    private func createAndStart(_ action: PlannedAction, image: ImageInfo?) async throws(ContainerError) -> Created {
         guard var bot = action.desired else { throw ContainerError(.invalidSpec, "no desired spec", botId: action.botId) }
         do {
             try secrets.ensureDirectory(for: bot.id)
@@ -448,7 +503,7 @@ public final class Controller: Sendable {
             } catch let error where error.code == .portConflict {
                 // An automatic port someone else took (another database's bot, a process that bound it since): forget it
                 // and the container made with it, so the retry chooses a free port. A port the row names stays.
-                let automatic = Set(zip(bot.config.ports, published).filter { $0.0.hostPort == nil && error.message.contains(":\($0.1.hostPort)") }
+                let automatic = Set(zip(bot.config.ports, published).filter { $0.0.hostPort == nil && (error.message.contains(":\($0.1.hostPort):") || error.message.contains(":\($0.1.hostPort) ")) }
                     .map(\.1.hostPort))
                 if !automatic.isEmpty {
                     try? await store.releaseAutomaticPorts(botId: bot.id, hostPorts: automatic)
@@ -457,14 +512,50 @@ public final class Controller: Sendable {
                 throw error
             }
         }
-        return Created(status: await statusAfterAction(botId: bot.id), config: bot.config, published: published)
+        return Created(status: await statusAfterAction(botId: bot.id), config: bot.config, published: published, image: image,
+                       reference: ImageReference(bot.config.image))
     }
 
-    /// What a create made: the container's state, the spec it was made from (secret digests resolved) and its ports.
+    /// What a create made: the container's state, the spec it was made from (secret digests resolved), its ports and
+    /// the image it was made from.
     struct Created {
         var status: ContainerStatus?
         var config: ContainerConfig
         var published: [PublishedPort]
+        var image: ImageInfo?
+        var reference: ImageReference
+    }
+
+    enum ImageReadiness {
+        case ready(ImageInfo?)
+        case pulling(String)
+        case failed(ContainerError)
+    }
+
+    /// Whether a create's image is on the engine, by the bot's pull policy; a pull it needs is asked of the puller
+    /// (the worker does not wait for it), and the outcome of a pull the bot waited for is taken here.
+    private func imageReadiness(_ action: PlannedAction, key: WorkKey) async -> ImageReadiness {
+        guard let bot = action.desired else { return .ready(nil) }
+        let reference = ImageReference(bot.config.image)
+        let outcome = await puller.takeOutcome(for: key)
+        if case .failed(let error) = outcome { return .failed(error) }
+        let present: ImageInfo?
+        do { present = try await runtime.image(bot.config.image) } catch { return .failed(error) }
+        switch bot.pullPolicy {
+        case .never:
+            guard let present else {
+                return .failed(ContainerError(.imageNotFound, "image \(reference) is not on the engine and the bot's pull_policy is never", botId: bot.id))
+            }
+            return .ready(present)
+        case .missing:
+            if let present { return .ready(present) }
+        case .always:
+            if outcome != nil, let present { return .ready(present) }
+        }
+        if outcome != nil, present == nil {
+            return .failed(ContainerError(.imageNotFound, "image \(reference) was pulled but is not on the engine", botId: bot.id))
+        }
+        return .pulling(await puller.request(reference, for: key))
     }
 
     /// Upserts the bot's status and appends an event, in one transaction; returns the status written.
@@ -515,6 +606,8 @@ public final class Controller: Sendable {
                         row.specHash = created.config.specHash
                         row.appliedSpec = String(decoding: created.config.spec.canonicalEncoding, as: UTF8.self)
                         row.publishedPorts = created.published.isEmpty ? nil : created.published.map(\.description).joined(separator: ", ")
+                        row.imageId = created.image?.id
+                        row.imageDigest = created.image?.digest(for: created.reference)
                     }
                     if let requested = bot.restartRequestedAt, bot.desiredState == .running, action.kind != .stop {
                         row.restartObservedAt = requested
@@ -537,6 +630,8 @@ public final class Controller: Sendable {
                     row.appliedSpec = nil
                     row.health = nil
                     row.publishedPorts = nil
+                    row.imageId = nil
+                    row.imageDigest = nil
                 }
             }
             status = row

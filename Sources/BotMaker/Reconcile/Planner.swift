@@ -27,6 +27,10 @@ public struct PlannerInput: Sendable {
 
 /// The pure heart of the reconciler: (desired, observed, status, now) → ``Plan``.
 public enum Planner {
+    /// How long a container restarted for failing its health check must stay healthy before `UNHEALTHY` (and its
+    /// backoff) is cleared.
+    public static let healthyWindow: TimeInterval = 30
+
     public static func plan(_ input: PlannerInput) -> Plan {
         var plan = Plan()
         // A container without an owner label is a bot's only when it is exactly that bot's: its name and its
@@ -220,12 +224,26 @@ public enum Planner {
                 status.specHash = container.specHash ?? input.adoptedHashes[container.id] ?? status.specHash
             }
             status.observedGeneration = bot.generation
-            // A container restarted for failing its health check is not well again until it is healthy: keeping the
-            // error keeps its backoff, so an always-unhealthy bot is restarted on the backoff schedule, not in a storm.
-            let recovering = container?.health == .starting && status.lastErrorCode == ContainerError.Code.unhealthy.rawValue
-            if !recovering { status.clearError() }
+            // A container restarted for failing its health check is not well again until it has stayed healthy for
+            // `healthyWindow` after the restart: keeping the error keeps its backoff, so a bot that is always (or
+            // every few seconds) unhealthy is restarted on the backoff schedule, never in a storm.
             status.waitingFor = nil
             status.waitUntil = nil
+            if status.lastErrorCode == ContainerError.Code.unhealthy.rawValue, let health = container?.health, health != .unhealthy {
+                let clearsAt = (status.lastErrorAt ?? input.now).addingTimeInterval(healthyWindow)
+                if health == .starting || clearsAt > input.now {
+                    if health == .healthy {
+                        status.waitingFor = "health to hold after the restart"
+                        status.waitUntil = clearsAt
+                        plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .wait,
+                                                          cause: "healthy again; UNHEALTHY clears if it stays healthy until \(Self.format(clearsAt))",
+                                                          containerId: container?.id, desired: bot, retryAt: clearsAt))
+                    }
+                    commit(status, input: input, into: &plan)
+                    return
+                }
+            }
+            status.clearError()
             commit(status, input: input, into: &plan)
         }
     }

@@ -27,6 +27,14 @@ public protocol ContainerRuntime: Sendable {
     /// (secret environment values, host ports) and must never be logged.
     func createContainer(botId: String, config: ContainerConfig, launch: ContainerLaunch) async throws(ContainerError) -> String
 
+    /// The engine's image under `reference` (one inspect), or nil when it has none.
+    func image(_ reference: String) async throws(ContainerError) -> ImageInfo?
+
+    /// Pulls `reference`, with `auth` as the registry credentials header (never logged), within `timeout` seconds.
+    /// Failures are `IMAGE_NOT_FOUND`, `AUTH_FAILED` or `PULL_FAILED` with the registry's message.
+    func pullImage(_ reference: ImageReference, auth: String?, timeout: TimeInterval,
+                   progress: @escaping @Sendable (PullEvent) -> Void) async throws(ContainerError)
+
     /// Starts the bot's container (by id when the caller just created it); already running is success.
     func startContainer(botId: String, containerId: String?) async throws(ContainerError)
 

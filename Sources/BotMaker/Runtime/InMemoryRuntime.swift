@@ -8,7 +8,7 @@ import NIOConcurrencyHelpers
 /// planning; every engine is also tested against the real thing.
 public actor InMemoryRuntime: ContainerRuntime {
     public enum Operation: String, Sendable, CaseIterable {
-        case observe, status, create, start, stop, restart, remove
+        case observe, status, create, start, stop, restart, remove, pull
     }
 
     /// One container as the engine holds it.
@@ -34,6 +34,8 @@ public actor InMemoryRuntime: ContainerRuntime {
     private var botLatencies: [String: [Operation: TimeInterval]] = [:]
     private var failures: [String: [Operation: ContainerError]] = [:]
     private var missingImages: Set<String> = []
+    /// Images a pull can fetch (a missing image not in here fails to pull with `IMAGE_NOT_FOUND`).
+    private var registryImages: Set<String> = []
     private var activeByBot: [String: Int] = [:]
     /// Every operation started, in order: (operation, bot id).
     public private(set) var calls: [(Operation, String)] = []
@@ -72,6 +74,11 @@ public actor InMemoryRuntime: ContainerRuntime {
     }
 
     public func setUnreachable(_ value: Bool) { unreachable = value }
+
+    /// Makes `image` available to pulls (as a registry that has it).
+    public func setInRegistry(_ image: String, _ present: Bool = true) {
+        if present { registryImages.insert(image) } else { registryImages.remove(image) }
+    }
 
     /// A container made outside botmaker (by hand, or by an older botmaker when `labels` say it is ours).
     @discardableResult
@@ -158,6 +165,21 @@ public actor InMemoryRuntime: ContainerRuntime {
             state: .created, config: config, launch: launch)
         emit("create", id)
         return id
+    }
+
+    public func image(_ reference: String) async throws(ContainerError) -> ImageInfo? {
+        if unreachable { throw ContainerError(.networkError, "in-memory engine set unreachable") }
+        return missingImages.contains(reference) ? nil : ImageInfo(id: "sha256:" + String(reference.utf8.count))
+    }
+
+    public func pullImage(_ reference: ImageReference, auth: String?, timeout: TimeInterval,
+                          progress: @escaping @Sendable (PullEvent) -> Void) async throws(ContainerError) {
+        try await operate(.pull, botId: reference.text)
+        guard registryImages.contains(reference.text) else {
+            throw ContainerError(.imageNotFound, "pulling \(reference): manifest unknown")
+        }
+        progress(PullEvent(status: "Downloading", layer: "l1", current: 50, total: 100))
+        missingImages.remove(reference.text)
     }
 
     public func startContainer(botId: String, containerId: String?) async throws(ContainerError) {

@@ -79,19 +79,20 @@ extension SecretsManager {
         guard create else { return nil }
         try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let key = SymmetricKey(size: .bits256)
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        if fd < 0 {
-            // Another process made it first: use theirs.
-            if errno == EEXIST, let data = FileManager.default.contents(atPath: path), data.count == 32 { return SymmetricKey(data: data) }
-            throw SecretsError("cannot create \(path): \(Self.errnoText())")
-        }
+        // Written whole under a temporary name, then linked into place: a crash never leaves a short key behind, and
+        // the first of two processes to link wins (the other reads its key).
+        let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw SecretsError("cannot create \(temporary): \(Self.errnoText())") }
         let bytes = key.withUnsafeBytes { Data($0) }
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd) == 0
         close(fd)
-        guard written == 32, synced else {
-            unlink(path)
-            throw SecretsError("cannot write \(path): \(Self.errnoText())")
+        defer { unlink(temporary) }
+        guard written == 32, synced else { throw SecretsError("cannot write \(temporary): \(Self.errnoText())") }
+        if link(temporary, path) != 0 {
+            if errno == EEXIST, let data = FileManager.default.contents(atPath: path), data.count == 32 { return SymmetricKey(data: data) }
+            throw SecretsError("cannot create \(path): \(Self.errnoText())")
         }
         return key
     }

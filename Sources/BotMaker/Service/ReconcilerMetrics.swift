@@ -15,6 +15,7 @@ public final class ReconcilerMetrics: Sendable {
     private let queueWaiting = Gauge(label: "botmaker_workqueue_waiting_keys")
     private let queueOldest = Gauge(label: "botmaker_workqueue_oldest_age_seconds")
     private let reportedBotGauges = NIOLockedValueBox<Set<[String]>>([])
+    private let pullDuration = Metrics.Timer(label: "botmaker_image_pull_duration_seconds", preferredDisplayUnit: .seconds)
 
     public init() {}
 
@@ -31,6 +32,12 @@ public final class ReconcilerMetrics: Sendable {
 
     public func action(kind: String, result: String) {
         Counter(label: "botmaker_actions_total", dimensions: [("kind", kind), ("result", result)]).increment()
+    }
+
+    /// One image pull ended: `ok` or its error code.
+    public func pulled(result: String, seconds: Double) {
+        Counter(label: "botmaker_image_pulls_total", dimensions: [("result", result)]).increment()
+        pullDuration.recordNanoseconds(Int64(seconds * 1e9))
     }
 
     public func eventStreamReconnected() {

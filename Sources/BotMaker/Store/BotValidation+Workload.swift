@@ -6,6 +6,8 @@ extension BotValidation {
     public static let maxPorts = 32
     /// Container paths no state mount may cover: kernel interfaces and botmaker's own secrets mount.
     public static let forbiddenMountTargets = ["/proc", "/sys", "/dev", ContainerDefaults.secretsTarget]
+    /// Targets that are Docker's own (files it manages) or that hold the secrets mount: refused exactly, not below.
+    public static let reservedMountTargets = ["/run", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]
 
     /// Splits environment entries into literal ones (an escaped `@@secret:` unescaped) and `@secret:` references.
     static func splitEnvironment(_ entries: [String]) -> Result<([String], [SecretEnvironment]), Problem> {
@@ -78,6 +80,7 @@ extension BotValidation {
         for forbidden in forbiddenMountTargets where target == forbidden || target.hasPrefix(forbidden + "/") {
             return "must be outside \(forbidden)"
         }
+        if reservedMountTargets.contains(target) { return "is managed by Docker or holds the secrets mount" }
         return nil
     }
 
@@ -173,6 +176,9 @@ extension BotValidation {
         if let network = row.network {
             guard let choice = BotNetwork(rawValue: network) else { return Problem(message: "network must be botmaker or bridge") }
             config.network = choice
+        }
+        if config.security == .strict, let mount = config.mounts.first(where: { $0.target == "/tmp" || $0.target.hasPrefix("/tmp/") }) {
+            return Problem(message: "mounts: target \(mount.target) collides with the tmpfs at /tmp of security strict")
         }
         return nil
     }

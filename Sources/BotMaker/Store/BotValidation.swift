@@ -10,6 +10,7 @@ public struct DesiredBot: Sendable, Equatable {
     public var restartRequestedAt: String?
     /// Why an environment value from a secret cannot be read (the bot is then blocked with `SECRETS_ERROR`).
     public var secretProblem: String?
+    public var pullPolicy: PullPolicy = .missing
 
     public init(id: String, config: ContainerConfig, desiredState: DesiredState, generation: Int64, restartRequestedAt: String? = nil) {
         self.id = id
@@ -79,12 +80,19 @@ public enum BotValidation {
         var config = ContainerConfig(image: image, environment: literal, secretsPath: secretsPath, command: command,
                                      secretEnvironment: fromSecrets, dataPath: (data as NSString).appendingPathComponent(row.id))
         if let problem = applyWorkload(row, to: &config) { return invalid(problem.message) }
-        return .valid(DesiredBot(
+        var policy = PullPolicy.missing
+        if let text = row.pullPolicy {
+            guard let parsed = PullPolicy(rawValue: text) else { return invalid("pull_policy must be missing, always or never") }
+            policy = parsed
+        }
+        var bot = DesiredBot(
             id: row.id,
             config: config,
             desiredState: state,
             generation: row.generation,
-            restartRequestedAt: row.restartRequestedAt))
+            restartRequestedAt: row.restartRequestedAt)
+        bot.pullPolicy = policy
+        return .valid(bot)
     }
 
     /// Nil when `id` is a DNS label (1–63 of `a-z0-9-`, not starting or ending with `-`).

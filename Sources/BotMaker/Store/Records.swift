@@ -31,6 +31,7 @@ public struct BotRow: Sendable, Equatable {
     public var pidsLimit: String?
     public var security: String?
     public var network: String?
+    public var pullPolicy: String?
 
     public init(id: String, image: String?, environment: String? = "[]", command: String? = nil, desiredState: String? = "running",
                 restartRequestedAt: String? = nil, generation: Int64 = 1, createdAt: String? = nil, updatedAt: String? = nil) {
@@ -77,6 +78,7 @@ public struct BotRow: Sendable, Equatable {
         pidsLimit = text("pids_limit")
         security = text("security")
         network = text("network")
+        pullPolicy = text("pull_policy")
         botIdColumn = text("bot_id") ?? ""
     }
 
@@ -117,6 +119,9 @@ public struct BotStatus: Sendable, Equatable, Codable, FetchableRecord, Persista
     public var health: String?
     /// The published ports, e.g. `127.0.0.1:19000->18789/tcp`, comma separated.
     public var publishedPorts: String?
+    /// The image ID and registry digest the container was created from.
+    public var imageId: String?
+    public var imageDigest: String?
 
     public init(botId: String) {
         self.botId = botId
@@ -140,7 +145,7 @@ public struct BotStatus: Sendable, Equatable, Codable, FetchableRecord, Persista
         case lastErrorMessage = "last_error_message", lastErrorAt = "last_error_at", failedGeneration = "failed_generation"
         case failureCount = "failure_count", nextAttemptAt = "next_attempt_at", lastReconciledAt = "last_reconciled_at"
         case inFlightAction = "in_flight_action", inFlightSince = "in_flight_since", waitingFor = "waiting_for", waitUntil = "wait_until"
-        case health, publishedPorts = "published_ports"
+        case health, publishedPorts = "published_ports", imageId = "image_id", imageDigest = "image_digest"
     }
 
     /// The fields a pass compares to decide whether a write is needed (times of the write itself excluded).

@@ -20,6 +20,7 @@ public struct BotChanges: Sendable, Equatable {
     public var pidsLimit: Int?
     public var security: SecurityProfile?
     public var network: BotNetwork?
+    public var pullPolicy: PullPolicy?
 
     public init(image: String? = nil, environment: [String]? = nil, command: [String]?? = nil, desiredState: DesiredState? = nil) {
         self.image = image
@@ -48,6 +49,7 @@ public struct BotChanges: Sendable, Equatable {
         if let pidsLimit { add("pids_limit", pidsLimit) }
         if let security { add("security", security.rawValue) }
         if let network { add("network", network.rawValue) }
+        if let pullPolicy { add("pull_policy", pullPolicy.rawValue) }
         return columns
     }
 }
@@ -72,6 +74,7 @@ extension Store {
             try db.execute(
                 sql: "INSERT INTO bots (id, \(columns.map(\.0).joined(separator: ", "))) VALUES (?\(String(repeating: ", ?", count: columns.count)))",
                 arguments: StatementArguments([id.databaseValue] + columns.map(\.1)))
+            try Self.checkWorkload(db, id: id, changes: changes)
         }
     }
 
@@ -87,6 +90,7 @@ extension Store {
             let columns = changes.columns
             try db.execute(sql: "UPDATE bots SET \(columns.map { "\($0.0) = ?" }.joined(separator: ", ")) WHERE id = ?",
                            arguments: StatementArguments(columns.map(\.1) + [id.databaseValue]))
+            try Self.checkWorkload(db, id: id, changes: changes)
             return db.changesCount > 0
         }
     }
@@ -139,6 +143,16 @@ extension Store {
         row.memoryBytes = changes.memoryBytes.flatMap { $0 }.map(String.init)
         row.cpus = changes.cpus.flatMap { $0 }.map { String($0) }
         row.pidsLimit = changes.pidsLimit.map(String.init)
+        var config = ContainerConfig(image: "x", secretsPath: "/")
+        if let problem = BotValidation.applyWorkload(row, to: &config) { throw StoreError("invalid \(problem.message)") }
+    }
+
+    /// The workload fields of the row as written (these changes merged with what it had), checked inside the write:
+    /// a change that is valid alone but not with the rest of the row (an interval without a health command) rolls back.
+    static func checkWorkload(_ db: Database, id: String, changes: BotChanges) throws {
+        let workload = ["mounts", "ports", "health_cmd", "health_interval_seconds", "user", "memory_bytes", "cpus", "pids_limit", "security", "network"]
+        guard changes.columns.contains(where: { workload.contains($0.0) }),
+              let row = try Row.fetchOne(db, sql: botsQuery + " WHERE id = ?", arguments: [id]).map(BotRow.init(row:)) else { return }
         var config = ContainerConfig(image: "x", secretsPath: "/")
         if let problem = BotValidation.applyWorkload(row, to: &config) { throw StoreError("invalid \(problem.message)") }
     }

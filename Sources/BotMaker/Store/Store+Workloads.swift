@@ -53,6 +53,15 @@ extension Store {
         }
     }
 
+    /// Sets what these bots wait for (a pull's progress), for `status`.
+    public func recordWaiting(botIds: [String], waitingFor: String) async throws {
+        guard !botIds.isEmpty else { return }
+        try await write { db in
+            try db.execute(sql: "UPDATE bot_status SET waiting_for = ? WHERE bot_id IN (\(Array(repeating: "?", count: botIds.count).joined(separator: ",")))",
+                           arguments: StatementArguments([waitingFor] + botIds))
+        }
+    }
+
     /// `port/proto` of every host port some bot row asks for explicitly.
     static func explicitHostPorts(_ db: Database) throws -> Set<String> {
         var ports = Set<String>()
@@ -104,9 +113,21 @@ public struct HostRoots: Sendable, Equatable {
 
     var byKind: [String: String] { ["data": data, "secrets": secrets] }
 
+    /// The roots must be apart: a data root holding the secrets root (or the reverse) would let a bot's state mount,
+    /// or a purge, reach other bots' secrets.
+    public var overlapProblem: String? {
+        func real(_ path: String) -> String { SecretsManager.realPath(path) ?? (path as NSString).standardizingPath }
+        let (d, s) = (real(data), real(secrets))
+        if d == s || d.hasPrefix(s + "/") || s.hasPrefix(d + "/") {
+            return "the data root \(data) and the secrets root \(secrets) overlap; give them separate directories (--data-dir, --secrets-dir)"
+        }
+        return nil
+    }
+
     /// Nil when these roots are the recorded ones (recording any not yet recorded when `record` is set), else why
     /// the run must stop. `move` records these roots in place of the old ones.
     public func check(against store: Store, record: Bool, move: Bool) throws -> String? {
+        if let problem = overlapProblem { return problem }
         let recorded = try store.recordedRoots()
         var problems: [String] = []
         for (kind, path) in byKind.sorted(by: { $0.key < $1.key }) {

@@ -33,6 +33,12 @@ public struct ContainerError: Error, Sendable, CustomStringConvertible {
         case portConflict = "PORT_CONFLICT"
         /// The container fails its health check; botmaker restarts it with backoff.
         case unhealthy = "UNHEALTHY"
+        /// The registry has no such repository or tag, or `pull_policy` is `never` and the image is not on the engine.
+        case imageNotFound = "IMAGE_NOT_FOUND"
+        /// The registry refused the credentials, or there were none.
+        case authFailed = "AUTH_FAILED"
+        /// A pull failed for another reason: the registry unreachable or failing, an error in the pull stream, a timeout.
+        case pullFailed = "PULL_FAILED"
     }
 
     public var code: Code

@@ -166,8 +166,9 @@ public struct ContainerConfig: Sendable, Equatable, Codable {
     public func hostPath(of mount: StateMount) -> String { (dataPath as NSString).appendingPathComponent(mount.name) }
 }
 
-/// What is resolved only when a container is created: secret values and host ports. Never logged or stored.
-public struct ContainerLaunch: Sendable, Equatable {
+/// What is resolved only when a container is created: secret values and host ports. Never logged or stored: its
+/// descriptions and reflection show environment keys only.
+public struct ContainerLaunch: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The literal environment followed by the entries read from secrets.
     public var environment: [String]
     /// One host port per entry of ``ContainerConfig/ports``, in order.
@@ -176,6 +177,14 @@ public struct ContainerLaunch: Sendable, Equatable {
     public init(environment: [String], published: [PublishedPort] = []) {
         self.environment = environment
         self.published = published
+    }
+
+    public var description: String {
+        "ContainerLaunch(environment keys: \(environment.map(EnvironmentEntry.key)), published: \(published.map(\.description)))"
+    }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror {
+        Mirror(self, children: ["environmentKeys": environment.map(EnvironmentEntry.key), "published": published.map(\.description)])
     }
 }
 

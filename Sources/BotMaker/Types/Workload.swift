@@ -84,7 +84,9 @@ public struct PortMapping: Sendable, Equatable, Codable, Hashable {
 
     static func isIPv4(_ text: String) -> Bool {
         let octets = text.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets.allSatisfy { $0.count <= 3 && !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) && Int($0)! <= 255 }
+        return octets.count == 4 && octets.allSatisfy {
+            $0.count <= 3 && !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) && Int($0)! <= 255 && ($0.count == 1 || $0.first != "0")
+        }
     }
 }
 

@@ -2,7 +2,7 @@ import Foundation
 
 /// The bots' persistent state on the host: `<root>/<bot id>/<mount name>`. Directories are made before a
 /// container (0700, given to the bot's user), survive every recreate, stop and `absent`, and are deleted only by
-/// ``purge(botId:)``. A path under the root that leads out of it (a symlink) is refused with `DATA_ERROR`.
+/// ``purge(botId:)``. A symlink under the root is refused with `DATA_ERROR`.
 public struct StateDirectories: Sendable {
     public static let environmentVariable = "BOTMAKER_DATA_DIR"
     public let root: String
@@ -38,10 +38,17 @@ public struct StateDirectories: Sendable {
         let owner = config.user.map(Self.ids)
         let botDirectory = directory(for: botId)
         try make(botDirectory, realRoot: realRoot, owner: nil, fail: fail)
+        let marker = (botDirectory as NSString).appendingPathComponent(Self.marker)
+        if !FileManager.default.fileExists(atPath: marker), !FileManager.default.createFile(atPath: marker, contents: Data(botId.utf8)) {
+            throw fail("cannot write \(marker)")
+        }
         for mount in config.mounts {
             try make(config.hostPath(of: mount), realRoot: realRoot, owner: owner, fail: fail)
         }
     }
+
+    /// Written into every bot directory botmaker makes: `purge` deletes nothing without it.
+    static let marker = ".botmaker-state"
 
     /// Deletes the bot's data directory and everything in it (symlinks inside are removed, never followed).
     /// Returns false when there was nothing to delete.
@@ -51,6 +58,10 @@ public struct StateDirectories: Sendable {
         let path = directory(for: botId)
         var info = stat()
         guard lstat(path, &info) == 0 else { return false }
+        guard info.st_mode & S_IFMT == S_IFDIR, FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Self.marker)) else {
+            throw ContainerError(.dataError, "\(path) was not made by botmaker (no \(Self.marker) in it); delete it yourself if it should go",
+                                 botId: botId)
+        }
         do { try FileManager.default.removeItem(atPath: path) } catch {
             throw ContainerError(.dataError, "cannot delete \(path): \(error.localizedDescription)", botId: botId)
         }
@@ -76,14 +87,12 @@ public struct StateDirectories: Sendable {
             if mkdir(path, 0o700) != 0 && errno != EEXIST { throw fail("cannot create \(path): \(SecretsManager.errnoText())") }
             guard lstat(path, &info) == 0 else { throw fail("cannot look at \(path): \(SecretsManager.errnoText())") }
         }
-        if info.st_mode & S_IFMT == S_IFLNK {
-            guard let real = SecretsManager.realPath(path), real == realRoot || real.hasPrefix(realRoot + "/") else {
-                throw fail("\(path) is a symlink that leads out of the data root \(root); refused")
-            }
-            guard stat(path, &info) == 0 else { throw fail("cannot look at \(path): \(SecretsManager.errnoText())") }
-        }
+        // No symlinks under the root at all: one leading out of it would mount a foreign path, one leading to another
+        // bot's directory would hand that bot's state over.
+        if info.st_mode & S_IFMT == S_IFLNK { throw fail("\(path) is a symlink; state directories must be plain directories (refused)") }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw fail("\(path) exists and is not a directory") }
-        guard let real = SecretsManager.realPath(path), real.hasPrefix(realRoot + "/") else {
+        let expected = realRoot + String(path.dropFirst(root.count))
+        guard let real = SecretsManager.realPath(path), real == expected else {
             throw fail("\(path) leads out of the data root \(root); refused")
         }
         if let (uid, gid) = owner, info.st_uid != uid || info.st_gid != gid {
