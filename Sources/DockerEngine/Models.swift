@@ -12,9 +12,12 @@ public struct ContainerSummary: Decodable, Sendable, Equatable {
     public var labels: [String: String]
     /// Unix seconds.
     public var created: Int64
+    /// The image's ID (`sha256:…`) the container was made from.
+    public var imageId: String = ""
 
     enum CodingKeys: String, CodingKey {
         case id = "Id", names = "Names", image = "Image", state = "State", status = "Status", labels = "Labels", created = "Created"
+        case imageId = "ImageID"
     }
 
     public init(id: String, names: [String], image: String, state: String, status: String, labels: [String: String], created: Int64) {
@@ -36,6 +39,7 @@ public struct ContainerSummary: Decodable, Sendable, Equatable {
         status = try c.decodeIfPresent(String.self, forKey: .status) ?? ""
         labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
         created = try c.decodeIfPresent(Int64.self, forKey: .created) ?? 0
+        imageId = try c.decodeIfPresent(String.self, forKey: .imageId) ?? ""
     }
 
     /// The first name without Docker's leading `/`.
@@ -304,8 +308,12 @@ public struct ContainerInspect: Decodable, Sendable, Equatable {
         }
     }
 
+    /// The image's ID (`sha256:…`) the container was made from.
+    public var imageId: String = ""
+
     enum CodingKeys: String, CodingKey {
         case id = "Id", name = "Name", restartCount = "RestartCount", state = "State", config = "Config", hostConfig = "HostConfig"
+        case imageId = "Image"
     }
 
     public init(id: String, name: String, restartCount: Int = 0, state: State, config: Config, hostConfig: ContainerCreateRequest.HostConfig = .init()) {
@@ -325,6 +333,7 @@ public struct ContainerInspect: Decodable, Sendable, Equatable {
         state = try c.decode(State.self, forKey: .state)
         config = try c.decodeIfPresent(Config.self, forKey: .config) ?? Config(image: "")
         hostConfig = try c.decodeIfPresent(ContainerCreateRequest.HostConfig.self, forKey: .hostConfig) ?? .init()
+        imageId = try c.decodeIfPresent(String.self, forKey: .imageId) ?? ""
     }
 }
 

@@ -9,12 +9,12 @@ struct Botmaker: AsyncParsableCommand {
         discussion: """
             Declare bots in the database (with `botmaker bot …` or the sqlite3 shell), then
             `botmaker reconcile` converges Docker once and `botmaker run` keeps it converged.
-            Global options (--db, --docker-host, --secrets-dir, --instance, --log-level, --log-format) may come
+            Global options (--db, --docker-host, --secrets-dir, --data-dir, --instance, --log-level, --log-format) may come
             before or after the subcommand.
             """,
         version: "0.1.0",
         subcommands: [Migrate.self, BotCommand.self, Secrets.self, Reconcile.self, Run.self, Status.self, ApproveRemovals.self,
-                      Backup.self, Restore.self]
+                      Backup.self, Restore.self, Images.self]
     )
 
     static func main() async {

@@ -120,6 +120,9 @@ extension Botmaker {
         @Option(help: ArgumentHelp("Seconds --wait waits at most (1 to 3600).", valueName: "seconds"))
         var waitTimeout: Double = 120
 
+        @Flag(help: "Ask the registries whether the images of pull_policy always bots moved; pull and update them (with --dry-run: only report).")
+        var checkImages = false
+
         func validate() throws {
             try Seconds.check("--wait-timeout", waitTimeout, in: 1...3600)
             if wait && dryRun { throw ValidationError("--wait applies changes and cannot be combined with --dry-run") }
@@ -171,8 +174,17 @@ extension Botmaker {
                 throw CLIError("cannot observe Docker: \(error.code.rawValue): \(error.message)")
             }
             print(json ? PlanRenderer.json(view.plan) : PlanRenderer.text(view.plan))
+            var updates = false
+            if checkImages {
+                // Only reads: the registry's digest and the engine's image; nothing is pulled.
+                let controller = options.controller(store: store, runtime: runtime, global: global, logger: Logger(label: "botmaker"))
+                for update in try await controller.checkImages(pull: false) {
+                    FileHandle.standardError.write(Data("\(update.description)\n".utf8))
+                    updates = updates || update.isAvailable
+                }
+            }
             if let reason = view.removalGuard { FileHandle.standardError.write(Data("REMOVAL_GUARD: \(reason)\n".utf8)) }
-            return detailedExitcode && view.plan.hasChanges ? 2 : 0
+            return detailedExitcode && (view.plan.hasChanges || updates) ? 2 : 0
         }
 
         private func apply(store: Store, runtime: any ContainerRuntime, logger: Logger) async throws -> Int32 {
@@ -181,6 +193,11 @@ extension Botmaker {
             let outcome: (view: FleetView, reports: [KeyReport])
             do {
                 try await global.ensureClaim(store: store, runtime: runtime, takeOver: options.takeOver)
+                if checkImages {
+                    for update in try await controller.checkImages(pull: true) where update.isAvailable || update.error != nil {
+                        FileHandle.standardError.write(Data("\(update.description)\n".utf8))
+                    }
+                }
                 outcome = try await controller.reconcileOnce()
             } catch let error as ContainerError {
                 await controller.recordUnreachable(error)

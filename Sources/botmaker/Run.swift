@@ -35,10 +35,14 @@ extension Botmaker {
         @Option(help: ArgumentHelp("Serve /metrics, /healthz and /readyz on HOST:PORT (off by default).", valueName: "host:port"))
         var metricsAddr: String?
 
+        @Option(help: ArgumentHelp("Seconds between checks of pull_policy always bots' images against their registries (0: never).", valueName: "seconds"))
+        var imageCheckInterval: Double = 900
+
         func validate() throws {
             try Seconds.check("--resync-interval", resyncInterval, in: 1...86_400)
             try Seconds.check("--poll-interval", pollInterval, in: 0.01...60)
             try Seconds.check("--shutdown-grace", shutdownGrace, in: 0...3600)
+            try Seconds.check("--image-check-interval", imageCheckInterval, in: 0...604_800)
             if let metricsAddr, MetricsServer.parseAddress(metricsAddr) == nil {
                 throw ValidationError("--metrics-addr must be HOST:PORT, e.g. 127.0.0.1:9464")
             }
@@ -61,6 +65,7 @@ extension Botmaker {
             var settings = ReconcilerService.Settings()
             settings.resyncInterval = Seconds.duration(resyncInterval)
             settings.pollInterval = Seconds.duration(pollInterval)
+            settings.imageCheckInterval = imageCheckInterval > 0 ? Seconds.duration(imageCheckInterval) : nil
             let global = self.global, takeOver = options.takeOver
             let service = ReconcilerService(controller: controller, settings: settings, logger: logger) {
                 try await global.ensureClaim(store: store, runtime: runtime, takeOver: takeOver)

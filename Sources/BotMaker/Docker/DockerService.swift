@@ -142,7 +142,7 @@ public struct DockerService: ContainerRuntime {
             ContainerCreateRequest.Healthcheck(test: ["CMD"] + $0.command, interval: $0.intervalSeconds.map { Int64($0) * 1_000_000_000 })
         }
         return ContainerCreateRequest(
-            image: config.image,
+            image: launch.image ?? config.image,
             cmd: config.command,
             env: launch.environment,
             labels: labels,
@@ -236,6 +236,29 @@ public struct DockerService: ContainerRuntime {
             }
         } catch {
             throw Self.pullError(error, reference: reference, timeout: timeout)
+        }
+    }
+
+    public func registryDigest(_ reference: ImageReference, auth: String?) async throws(ContainerError) -> String {
+        do {
+            return try await client.distributionInspect(reference.pullKey, auth: auth).digest
+        } catch {
+            throw Self.pullError(error, reference: reference, timeout: client.deadlines.medium)
+        }
+    }
+
+    public func removeImage(_ image: String) async throws(ContainerError) {
+        do { try await client.removeImage(image) } catch {
+            if error.httpStatus == 404 { return }
+            throw wrapDockerError(error, botId: nil, fallback: .stopFailed)
+        }
+    }
+
+    public func imagesInUse() async throws(ContainerError) -> Set<String> {
+        do {
+            return Set(try await client.listContainers(all: true).map(\.imageId).filter { !$0.isEmpty })
+        } catch {
+            throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
         }
     }
 
@@ -497,9 +520,11 @@ public struct DockerService: ContainerRuntime {
         let name = summary.name
         let botId = summary.labels[BotLabels.botId]
             ?? (name.hasPrefix(ContainerDefaults.namePrefix) ? String(name.dropFirst(ContainerDefaults.namePrefix.count)) : name)
-        return ContainerInfo(
+        var info = ContainerInfo(
             id: summary.id, name: name, botId: botId, state: ContainerState(docker: summary.state),
             status: summary.status, image: summary.image, labels: summary.labels)
+        info.imageId = summary.imageId.isEmpty ? nil : summary.imageId
+        return info
     }
 
     static func info(of container: ContainerInspect) -> ContainerInfo {
@@ -513,7 +538,8 @@ public struct DockerService: ContainerRuntime {
         return ContainerInfo(id: container.id, name: name, botId: botId, state: state,
                              status: state.rawValue + (exitCode.map { " (\($0))" } ?? ""),
                              image: container.config.image, labels: labels, exitCode: exitCode,
-                             health: state == .running ? container.state.health.flatMap { ContainerHealth(docker: $0.status) } : nil)
+                             health: state == .running ? container.state.health.flatMap { ContainerHealth(docker: $0.status) } : nil,
+                             imageId: container.imageId.isEmpty ? nil : container.imageId)
     }
 
     static func status(of container: ContainerInspect) -> ContainerStatus {

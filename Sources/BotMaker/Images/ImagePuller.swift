@@ -38,6 +38,8 @@ public actor ImagePuller {
     private let onFinished: @Sendable ([WorkKey]) -> Void
     /// Called now and then with the keys waiting for a pull and its progress, for `status`.
     private let onProgress: @Sendable ([WorkKey], String) -> Void
+    /// Called after each successful pull (botmaker records what it pulled, for `images prune`).
+    private let onPulled: @Sendable (ImageReference) -> Void
 
     private var waiting: [String: Set<WorkKey>] = [:]
     private var references: [String: ImageReference] = [:]
@@ -47,10 +49,12 @@ public actor ImagePuller {
     private var queued: [String] = []
     private var active = 0
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    private var completionWaiters: [String: [CheckedContinuation<ContainerError?, Never>]] = [:]
 
     public init(runtime: any ContainerRuntime, credentials: RegistryCredentialStore = .init(), concurrency: Int = 2, timeout: TimeInterval = 600,
                 metrics: ReconcilerMetrics = .init(), logger: Logger, onFinished: @escaping @Sendable ([WorkKey]) -> Void = { _ in },
-                onProgress: @escaping @Sendable ([WorkKey], String) -> Void = { _, _ in }) {
+                onProgress: @escaping @Sendable ([WorkKey], String) -> Void = { _, _ in },
+                onPulled: @escaping @Sendable (ImageReference) -> Void = { _ in }) {
         self.runtime = runtime
         self.credentials = credentials
         self.concurrency = max(1, concurrency)
@@ -59,6 +63,7 @@ public actor ImagePuller {
         self.logger = logger
         self.onFinished = onFinished
         self.onProgress = onProgress
+        self.onPulled = onPulled
     }
 
     /// The outcome of the pull `key` waited for, once (nil when it waited for none, or it is still running).
@@ -88,6 +93,20 @@ public actor ImagePuller {
             queued.append(pullKey)
         }
         return status(of: pullKey)
+    }
+
+    /// Pulls `reference` (joining a pull in progress) and returns when it ends: nil on success, else the error. For
+    /// update checks, which wait for the new image before queueing the bots that use it.
+    public func pull(_ reference: ImageReference) async -> ContainerError? {
+        let pullKey = reference.pullKey
+        return await withCheckedContinuation { continuation in
+            completionWaiters[pullKey, default: []].append(continuation)
+            if waiting[pullKey] == nil {
+                waiting[pullKey] = []
+                references[pullKey] = reference
+                if active < concurrency { start(pullKey) } else { queued.append(pullKey) }
+            }
+        }
     }
 
     /// What bots waiting for the pull of `pullKey` wait for.
@@ -155,6 +174,7 @@ public actor ImagePuller {
 
     private func finish(_ pullKey: String, failure: ContainerError?, seconds: Double) {
         active -= 1
+        if failure == nil, let reference = references[pullKey] { onPulled(reference) }
         metrics.pulled(result: failure?.code.rawValue ?? "ok", seconds: seconds)
         let keys = Array(waiting.removeValue(forKey: pullKey) ?? [])
         references[pullKey] = nil
@@ -169,6 +189,7 @@ public actor ImagePuller {
             }
         }
         while active < concurrency, !queued.isEmpty { start(queued.removeFirst()) }
+        for waiter in completionWaiters.removeValue(forKey: pullKey) ?? [] { waiter.resume(returning: failure) }
         onFinished(keys)
         if active == 0 && queued.isEmpty {
             let waiters = idleWaiters

@@ -86,7 +86,10 @@ public final class Controller: Sendable {
             runtime: runtime, credentials: settings.registryCredentials, concurrency: settings.pullConcurrency, timeout: settings.pullTimeout,
             metrics: metrics, logger: logger,
             onFinished: { keys in for key in keys { queue.add(key) } },
-            onProgress: { keys, text in Task { try? await store.recordWaiting(botIds: keys.compactMap(\.botId), waitingFor: text) } })
+            onProgress: { keys, text in Task { try? await store.recordWaiting(botIds: keys.compactMap(\.botId), waitingFor: text) } },
+            onPulled: { reference in
+                Task { if let info = try? await runtime.image(reference.text) { try? await store.recordPulledImage(reference.text, id: info.id) } }
+            })
         self.metrics = metrics
         self.logger = logger
         self.onReport = onReport
@@ -219,6 +222,7 @@ public final class Controller: Sendable {
             switch BotValidation.validate(row, secretsRoot: secrets.root, dataRoot: self.state.root) {
             case .valid(var bot):
                 secrets.resolve(&bot, createKey: true)
+                if bot.pullPolicy == .always { bot.resolvedImageId = (try? await runtime.image(bot.config.image))??.id }
                 desired.append(bot)
             case .invalid(let bot): invalid.append(bot)
             }
@@ -286,10 +290,12 @@ public final class Controller: Sendable {
                 continue
             }
             var image: ImageInfo?
+            var pinnedImage: String?
             if action.kind == .create || action.kind == .recreate {
-                switch await imageReadiness(action, key: key) {
-                case .ready(let info):
+                switch await imageReadiness(action, key: key, prior: prior) {
+                case .ready(let info, let pinned):
                     image = info
+                    pinnedImage = pinned ? info?.id : nil
                 case .pulling(let what):
                     // Pull before stop: a recreate waits for its new image with the old container untouched.
                     action.kind = .wait
@@ -322,7 +328,7 @@ public final class Controller: Sendable {
                 continue
             }
             if action.kind.isMutating {
-                let result = await run(action, prior: prior, image: image)
+                let result = await run(action, prior: prior, image: image, pinnedImage: pinnedImage)
                 if action.isUpdate { releaseUpdateSlot() }
                 results.append(result.result)
                 prior = result.status ?? prior
@@ -379,7 +385,7 @@ public final class Controller: Sendable {
         return KeyReport(key: key, actions: [action], results: [ActionResult(action: action, error: error, seconds: 0)])
     }
 
-    private func run(_ action: PlannedAction, prior: BotStatus?, image: ImageInfo?) async -> (result: ActionResult, status: BotStatus?) {
+    private func run(_ action: PlannedAction, prior: BotStatus?, image: ImageInfo?, pinnedImage: String? = nil) async -> (result: ActionResult, status: BotStatus?) {
         var logger = logger
         logger[metadataKey: "bot.id"] = "\(action.botId)"
         logger[metadataKey: "action"] = "\(action.kind.rawValue)"
@@ -404,7 +410,7 @@ public final class Controller: Sendable {
             }
         }
         do {
-            (observed, created) = try await perform(action, image: image)
+            (observed, created) = try await perform(action, image: image, pinnedImage: pinnedImage)
         } catch let failure {
             error = failure
         }
@@ -429,11 +435,11 @@ public final class Controller: Sendable {
 
     /// Performs the engine calls for one action; returns the container's resulting state (nil when removed) and,
     /// for a create, what it was made from.
-    private func perform(_ action: PlannedAction, image: ImageInfo?) async throws(ContainerError) -> (ContainerStatus?, Created?) {
+    private func perform(_ action: PlannedAction, image: ImageInfo?, pinnedImage: String?) async throws(ContainerError) -> (ContainerStatus?, Created?) {
         let botId = action.botId
         switch action.kind {
         case .create:
-            let created = try await createAndStart(action, image: image)
+            let created = try await createAndStart(action, image: image, pinnedImage: pinnedImage)
             return (created.status, created)
         case .start:
             try await runtime.startContainer(botId: botId)
@@ -443,7 +449,7 @@ public final class Controller: Sendable {
             try await runtime.restartContainer(botId: botId)
         case .recreate:
             try await runtime.removeContainer(botId: botId)
-            let created = try await createAndStart(action, image: image)
+            let created = try await createAndStart(action, image: image, pinnedImage: nil)
             return (created.status, created)
         case .remove:
             if action.isOrphan, let id = action.containerId {
@@ -468,7 +474,7 @@ public final class Controller: Sendable {
 
     /// Prepares what the container needs on the host (secrets directory, state directories, environment values from
     /// secrets, host ports), creates it and starts it when the bot should run.
-    private func createAndStart(_ action: PlannedAction, image: ImageInfo?) async throws(ContainerError) -> Created {
+    private func createAndStart(_ action: PlannedAction, image: ImageInfo?, pinnedImage: String?) async throws(ContainerError) -> Created {
         guard var bot = action.desired else { throw ContainerError(.invalidSpec, "no desired spec", botId: action.botId) }
         do {
             try secrets.ensureDirectory(for: bot.id)
@@ -496,7 +502,7 @@ public final class Controller: Sendable {
             }
         }
         let containerId = try await runtime.createContainer(botId: bot.id, config: bot.config,
-                                                            launch: ContainerLaunch(environment: environment, published: published))
+                                                            launch: ContainerLaunch(environment: environment, published: published, image: pinnedImage))
         if bot.desiredState == .running {
             do {
                 try await runtime.startContainer(botId: bot.id, containerId: containerId)
@@ -527,20 +533,27 @@ public final class Controller: Sendable {
     }
 
     enum ImageReadiness {
-        case ready(ImageInfo?)
+        /// `pinned`: create from this image's ID rather than the reference (a repair, after the tag moved).
+        case ready(ImageInfo?, pinned: Bool = false)
         case pulling(String)
         case failed(ContainerError)
     }
 
     /// Whether a create's image is on the engine, by the bot's pull policy; a pull it needs is asked of the puller
     /// (the worker does not wait for it), and the outcome of a pull the bot waited for is taken here.
-    private func imageReadiness(_ action: PlannedAction, key: WorkKey) async -> ImageReadiness {
+    private func imageReadiness(_ action: PlannedAction, key: WorkKey, prior: BotStatus?) async -> ImageReadiness {
         guard let bot = action.desired else { return .ready(nil) }
         let reference = ImageReference(bot.config.image)
         let outcome = await puller.takeOutcome(for: key)
         if case .failed(let error) = outcome { return .failed(error) }
         let present: ImageInfo?
         do { present = try await runtime.image(bot.config.image) } catch { return .failed(error) }
+        // A repair (no container, the same spec as the last one) comes back on the image the bot ran, not on what the
+        // tag points to now: only an update deploys a moved tag.
+        if action.kind == .create, let pinned = prior?.imageId, pinned != present?.id, prior?.specHash != nil,
+           Self.sameSpec(prior?.appliedSpec, bot), let info = try? await runtime.image(pinned) {
+            return .ready(info, pinned: true)
+        }
         switch bot.pullPolicy {
         case .never:
             guard let present else {
@@ -556,6 +569,12 @@ public final class Controller: Sendable {
             return .failed(ContainerError(.imageNotFound, "image \(reference) was pulled but is not on the engine", botId: bot.id))
         }
         return .pulling(await puller.request(reference, for: key))
+    }
+
+    /// Whether the bot's spec (secret digests aside) is the one its last container was made from.
+    static func sameSpec(_ applied: String?, _ bot: DesiredBot) -> Bool {
+        guard let applied, let old = try? JSONDecoder().decode(ContainerSpec.self, from: Data(applied.utf8)) else { return false }
+        return bot.config.spec.differences(from: old).allSatisfy { $0 == "environment from secrets" }
     }
 
     /// Upserts the bot's status and appends an event, in one transaction; returns the status written.

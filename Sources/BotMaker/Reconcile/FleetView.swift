@@ -25,6 +25,14 @@ public struct FleetView: Sendable {
             case .invalid(let bot): invalid.append(bot)
             }
         }
+        // `always` bots follow their tag: one image inspect per image they use (none for the other policies).
+        var resolved: [String: String] = [:]
+        for image in Set(desired.filter { $0.pullPolicy == .always }.map(\.config.image)) {
+            if let info = try? await runtime.image(image) { resolved[image] = info.id }
+        }
+        for index in desired.indices where desired[index].pullPolicy == .always {
+            desired[index].resolvedImageId = resolved[desired[index].config.image]
+        }
         let observed = try await runtime.observe()
         let adopted = await adoptions(runtime: runtime, observed: observed, desired: desired, statuses: snapshot.statuses)
         let plan = Planner.plan(PlannerInput(

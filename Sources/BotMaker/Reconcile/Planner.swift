@@ -146,6 +146,9 @@ public enum Planner {
                 if let requested = bot.restartRequestedAt, requested != status?.restartObservedAt {
                     return .act(.restart, "restart requested at \(requested)")
                 }
+                if bot.pullPolicy == .always, let wanted = bot.resolvedImageId, let have = container.imageId, wanted != have {
+                    return .act(.recreate, "image updated: \(Self.shortImage(have)) → \(Self.shortImage(wanted)) (\(bot.config.image))")
+                }
                 if container.health == .unhealthy { return .act(.restart, "unhealthy: the container fails its health check") }
                 return .converged
             case .restarting:
@@ -296,6 +299,9 @@ public enum Planner {
         updated.lastReconciledAt = input.now
         plan.statusUpdates.append(updated)
     }
+
+    /// `sha256:0123456789ab`.
+    public static func shortImage(_ id: String) -> String { String(id.prefix(19)) }
 
     static func format(_ date: Date) -> String {
         let formatter = ISO8601DateFormatter()

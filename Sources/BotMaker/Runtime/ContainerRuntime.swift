@@ -35,6 +35,15 @@ public protocol ContainerRuntime: Sendable {
     func pullImage(_ reference: ImageReference, auth: String?, timeout: TimeInterval,
                    progress: @escaping @Sendable (PullEvent) -> Void) async throws(ContainerError)
 
+    /// The registry's digest (`sha256:…`) for `reference`, without pulling.
+    func registryDigest(_ reference: ImageReference, auth: String?) async throws(ContainerError) -> String
+
+    /// Removes an image (by ID or reference); one still used by a container is refused. Gone already is success.
+    func removeImage(_ image: String) async throws(ContainerError)
+
+    /// The IDs of the images every container on the engine (ours or not) was made from.
+    func imagesInUse() async throws(ContainerError) -> Set<String>
+
     /// Starts the bot's container (by id when the caller just created it); already running is success.
     func startContainer(botId: String, containerId: String?) async throws(ContainerError)
 

@@ -182,6 +182,20 @@ public actor InMemoryRuntime: ContainerRuntime {
         missingImages.remove(reference.text)
     }
 
+    private var registryDigests: [String: String] = [:]
+
+    /// What the registry says `image` points to (for update checks).
+    public func setRegistryDigest(_ image: String, _ digest: String) { registryDigests[image] = digest }
+
+    public func registryDigest(_ reference: ImageReference, auth: String?) async throws(ContainerError) -> String {
+        guard let digest = registryDigests[reference.text] else { throw ContainerError(.imageNotFound, "\(reference): manifest unknown") }
+        return digest
+    }
+
+    public func removeImage(_ image: String) async throws(ContainerError) { missingImages.insert(image) }
+
+    public func imagesInUse() async throws(ContainerError) -> Set<String> { [] }
+
     public func startContainer(botId: String, containerId: String?) async throws(ContainerError) {
         try await operate(.start, botId: botId)
         var id = containerId

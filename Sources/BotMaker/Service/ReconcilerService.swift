@@ -15,6 +15,8 @@ public final class ReconcilerService: Service, Sendable {
         /// First delay before reconnecting a broken event stream; doubles up to `reconnectCap`.
         public var reconnectBase: Duration = .milliseconds(500)
         public var reconnectCap: Duration = .seconds(30)
+        /// How often the images of `always` bots are checked against their registries (nil: never).
+        public var imageCheckInterval: Duration? = .seconds(900)
         public init() {}
     }
 
@@ -71,6 +73,7 @@ public final class ReconcilerService: Service, Sendable {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.pollDatabase() }
                 group.addTask { await self.watchEvents() }
+                group.addTask { await self.checkImagesPeriodically() }
                 await withTaskGroup(of: Void.self) { core in
                     core.addTask { await self.controller.runWorkers() }
                     core.addTask { await self.runResyncs() }
@@ -106,6 +109,22 @@ public final class ReconcilerService: Service, Sendable {
                 return false
             }
             delay = min(delay * 2, settings.reconnectCap)
+        }
+    }
+
+    /// Checks the `always` bots' images against their registries at start and every `imageCheckInterval`; a moved tag
+    /// is pulled and its bots are updated (paced, like any spec change).
+    func checkImagesPeriodically() async {
+        guard let interval = settings.imageCheckInterval else { return }
+        while !Task.isCancelled {
+            do {
+                for update in try await controller.checkImages(pull: true) where update.isAvailable || update.error != nil {
+                    if update.error != nil { logger.warning("\(update.description)") } else { logger.notice("\(update.description); pulled, updating its bots") }
+                }
+            } catch {
+                logger.warning("image check failed", metadata: ["error": "\(error)"])
+            }
+            do { try await Task.sleep(for: interval) } catch { return }
         }
     }
 

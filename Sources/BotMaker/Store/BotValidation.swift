@@ -11,6 +11,8 @@ public struct DesiredBot: Sendable, Equatable {
     /// Why an environment value from a secret cannot be read (the bot is then blocked with `SECRETS_ERROR`).
     public var secretProblem: String?
     public var pullPolicy: PullPolicy = .missing
+    /// For `always` bots: the ID the engine's image under the bot's reference has now (a tag that moved is an update).
+    public var resolvedImageId: String?
 
     public init(id: String, config: ContainerConfig, desiredState: DesiredState, generation: Int64, restartRequestedAt: String? = nil) {
         self.id = id

@@ -424,6 +424,14 @@ ALTER TABLE bots ADD COLUMN pull_policy TEXT NOT NULL DEFAULT 'missing'
 ALTER TABLE bot_status ADD COLUMN image_id TEXT;
 ALTER TABLE bot_status ADD COLUMN image_digest TEXT;
 
+-- Images botmaker pulled: `botmaker images prune` removes only these (and only when nothing uses them).
+CREATE TABLE pulled_images (
+    reference TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    pulled_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')),
+    PRIMARY KEY (reference, image_id)
+);
+
 DROP VIEW bot_overview;
 CREATE VIEW bot_overview AS
 SELECT

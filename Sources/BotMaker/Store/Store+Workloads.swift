@@ -62,6 +62,25 @@ extension Store {
         }
     }
 
+    /// Records an image botmaker pulled (for `images prune`).
+    public func recordPulledImage(_ reference: String, id: String) async throws {
+        try await write { db in
+            try db.execute(sql: "INSERT INTO pulled_images (reference, image_id) VALUES (?, ?) ON CONFLICT DO UPDATE SET pulled_at = excluded.pulled_at",
+                           arguments: [reference, id])
+        }
+    }
+
+    /// Every image botmaker pulled: (reference, image ID).
+    public func pulledImages() throws -> [(reference: String, id: String)] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT reference, image_id FROM pulled_images ORDER BY pulled_at").map { ($0["reference"], $0["image_id"]) }
+        }
+    }
+
+    public func forgetPulledImage(_ reference: String, id: String) throws {
+        try write { db in try db.execute(sql: "DELETE FROM pulled_images WHERE reference = ? AND image_id = ?", arguments: [reference, id]) }
+    }
+
     /// `port/proto` of every host port some bot row asks for explicitly.
     static func explicitHostPorts(_ db: Database) throws -> Set<String> {
         var ports = Set<String>()

@@ -72,10 +72,13 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
     public var exitCode: Int?
     /// Nil when the container has no health check (or is not running).
     public var health: ContainerHealth?
+    /// The ID (`sha256:…`) of the image the container was made from, when the engine said.
+    public var imageId: String?
 
     /// `exitCode` defaults to the one in a human status such as `Exited (137) 5 minutes ago`.
     public init(id: String, name: String, botId: String, state: ContainerState, status: String, image: String = "",
-                labels: [String: String] = [:], exitCode: Int? = nil, health: ContainerHealth? = nil) {
+                labels: [String: String] = [:], exitCode: Int? = nil, health: ContainerHealth? = nil, imageId: String? = nil) {
+        self.imageId = imageId
         self.id = id
         self.name = name
         self.botId = botId
@@ -173,14 +176,18 @@ public struct ContainerLaunch: Sendable, Equatable, CustomStringConvertible, Cus
     public var environment: [String]
     /// One host port per entry of ``ContainerConfig/ports``, in order.
     public var published: [PublishedPort]
+    /// The image to create from when it is not the spec's reference: the ID a repaired bot ran (a tag that moved
+    /// meanwhile is deployed only by an update, never by a repair).
+    public var image: String?
 
-    public init(environment: [String], published: [PublishedPort] = []) {
+    public init(environment: [String], published: [PublishedPort] = [], image: String? = nil) {
         self.environment = environment
         self.published = published
+        self.image = image
     }
 
     public var description: String {
-        "ContainerLaunch(environment keys: \(environment.map(EnvironmentEntry.key)), published: \(published.map(\.description)))"
+        "ContainerLaunch(environment keys: \(environment.map(EnvironmentEntry.key)), published: \(published.map(\.description)), image: \(image ?? "-"))"
     }
     public var debugDescription: String { description }
     public var customMirror: Mirror {
