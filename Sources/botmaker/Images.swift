@@ -38,7 +38,9 @@ extension Botmaker.Images {
             do {
                 used = try await runtime.imagesInUse()
                 let snapshot = try await store.snapshot()
-                for status in snapshot.statuses.values { if let id = status.imageId { used.insert(id) } }
+                // Status rows of deleted bots can outlive them (sqlite3's shell does not enforce foreign keys).
+                let rows = Set(snapshot.bots.map(\.id))
+                for status in snapshot.statuses.values where rows.contains(status.botId) { if let id = status.imageId { used.insert(id) } }
                 for image in Set(snapshot.bots.compactMap(\.image)) {
                     if let info = try await runtime.image(image) { used.insert(info.id) }
                 }

@@ -21,9 +21,10 @@ struct ImageTests {
                 throw error
             }
         }
-        // Images pulled from this registry go with it.
-        let images = try await runProcess(["docker", "images", "-q", "--filter", "reference=\(registry.host)/*/*"])
-        for id in Set(images.stdout.split(separator: "\n").map(String.init)) { _ = try? await runProcess(["docker", "rmi", "-f", id]) }
+        // Tags pulled from this registry go with it. Untagged only, never forced by ID: the same content is often
+        // the shared test images (and other tests run at the same time).
+        let tags = try await runProcess(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=\(registry.host)/*/*"])
+        for tag in Set(tags.stdout.split(separator: "\n").map(String.init)) { _ = try? await runProcess(["docker", "rmi", tag]) }
     }
 
     func reconcile(_ deployment: Deployment, _ registry: TestRegistry, config: String? = nil, _ extra: [String] = []) async throws -> ProcessOutput {
@@ -115,6 +116,102 @@ struct ImageTests {
             #expect(after.id == before.id)
             #expect(after.state == "running")
             #expect(try await deployment.status("k", "last_error_code") == "IMAGE_NOT_FOUND")
+        }
+    }
+
+    /// `always` and a tag pushed again with other content: the dry run reports the update and pulls nothing;
+    /// `reconcile --check-images` recreates exactly the bots on that tag; a `missing` bot on it is repaired onto the
+    /// image it ran (a moved tag is deployed only by an update); `images prune` then removes the old image.
+    @Test(.timeLimit(.minutes(4))) func aMovedTagUpdatesAlwaysBotsOnlyAndRepairsKeepTheirImage() async throws {
+        try await withRegistry("moved") { deployment, registry, client in
+            let testStart = Date()
+            let tagged = try await registry.pushVariant(of: TestDocker.image, label: "v1-\(deployment.tag)", as: "bots/moving", tag: "1")
+            let other = try await registry.push(TestDocker.image, as: "bots/steady", tag: "1")
+            try await deployment.sqlite("""
+                INSERT INTO bots (id, image, pull_policy) VALUES ('\(deployment.bot("a1"))', '\(tagged)', 'always'),
+                    ('\(deployment.bot("a2"))', '\(tagged)', 'always'), ('\(deployment.bot("s"))', '\(other)', 'always'),
+                    ('\(deployment.bot("m"))', '\(tagged)', 'missing')
+                """)
+            #expect(try await reconcile(deployment, registry).status == 0)
+            let before = try await deployment.containers(client).mapValues(\.id)
+            let oldImage = try await deployment.status("m", "image_id")
+
+            // The same tag now holds the gateway image.
+            try await registry.push(TestDocker.gatewayImage, as: "bots/moving", tag: "1")
+            let pullsBefore = try await pulls(of: tagged, since: testStart)
+            let dry = try await reconcile(deployment, registry, ["--dry-run", "--check-images", "--detailed-exitcode"])
+            #expect(dry.status == 2)
+            #expect(dry.stderr.contains("image update available: \(tagged)"), "\(dry.stderr)")
+            #expect(dry.stderr.contains("image up to date: \(other)"), "\(dry.stderr)")
+            #expect(try await pulls(of: tagged, since: testStart) == pullsBefore, "the dry run pulls nothing")
+
+            let applied = try await reconcile(deployment, registry, ["--check-images", "--max-parallel-updates", "2"])
+            #expect(applied.status == 0, "\(applied.stdout)\(applied.stderr)")
+            let after = try await deployment.containers(client).mapValues(\.id)
+            let name = { (bot: String) in "botmaker-\(deployment.bot(bot))" }
+            #expect(after[name("a1")] != before[name("a1")] && after[name("a2")] != before[name("a2")], "always bots on the moved tag are updated")
+            #expect(after[name("s")] == before[name("s")], "a bot on another tag is untouched")
+            #expect(after[name("m")] == before[name("m")], "a missing-policy bot is not updated")
+            #expect(try await deployment.status("a1", "image_id") != oldImage)
+
+            // A repair of the missing-policy bot comes back on the image it ran, not on the tag's new content.
+            _ = try await runProcess(["docker", "rm", "-f", name("m")])
+            #expect(try await reconcile(deployment, registry).status == 0)
+            let repaired = try await client.inspectContainer(name("m"))
+            #expect(repaired.imageId == oldImage, "repaired onto \(repaired.imageId), ran \(oldImage)")
+
+            // Nothing uses the old image once m is gone: prune removes what botmaker pulled, nothing else.
+            try await deployment.sqlite("DELETE FROM bots WHERE id = '\(deployment.bot("m"))'")
+            _ = try await reconcile(deployment, registry)
+            let preview = try await deployment.botmaker(["images", "prune", "--dry-run"])
+            #expect(preview.stdout.contains("would remove \(tagged) (\(Planner.shortImage(oldImage)))"), "\(preview.stdout)")
+            #expect(try await runProcess(["docker", "image", "inspect", oldImage]).status == 0, "the dry run removes nothing")
+            let pruned = try await deployment.botmaker(["images", "prune"])
+            #expect(pruned.status == 0, "\(pruned.stderr)")
+            #expect(try await runProcess(["docker", "image", "inspect", oldImage]).status != 0, "the old image is gone")
+            #expect(try await runProcess(["docker", "image", "inspect", TestDocker.image]).status == 0, "an image botmaker did not pull stays")
+            #expect(try await runProcess(["docker", "image", "inspect", other]).status == 0, "an image in use stays")
+        }
+    }
+
+    /// While a slow pull runs (a proxy delays every chunk the registry sends), another bot is repaired at once, and
+    /// `status` shows the pull's progress for the bot waiting on it.
+    @Test(.timeLimit(.minutes(3))) func aSlowPullBlocksNoRepair() async throws {
+        try await withRegistry("slow") { deployment, registry, client in
+            _ = try await registry.pushVariant(of: TestDocker.gatewayImage, label: "slow-\(deployment.tag)", randomBytes: 600_000,
+                                               as: "bots/slow", tag: "1")
+            let proxy = try await SlowProxy(upstreamPort: registry.port, in: deployment.dir)
+            defer { proxy.stop() }
+            let config = registry.dir.file("proxy.json")
+            let auth = Data("\(registry.user):\(registry.password)".utf8).base64EncodedString()
+            try #"{"auths":{"127.0.0.1:\#(proxy.port)":{"auth":"\#(auth)"}}}"#.write(toFile: config, atomically: true, encoding: .utf8)
+            try await deployment.insertBots(["fast"])
+            let service = try ServiceProcess(arguments: deployment.commonArguments + ["--registry-config", config, "--poll-interval", "0.05"],
+                                             logPath: deployment.dir.file("run.log"))
+            do {
+                try await eventually(timeout: 30, "fast runs") { try await deployment.status("fast", "actual_state") == "running" }
+                try await deployment.sqlite("INSERT INTO bots (id, image) VALUES ('\(deployment.bot("slow"))', '127.0.0.1:\(proxy.port)/bots/slow:1')")
+                try await eventually(timeout: 30, "the slow bot waits for its pull") {
+                    try await deployment.status("slow", "waiting_for").hasPrefix("pulling")
+                }
+                let fastBefore = try #require(try await deployment.containers(client)["botmaker-\(deployment.bot("fast"))"]?.id)
+                _ = try await runProcess(["docker", "rm", "-f", "botmaker-\(deployment.bot("fast"))"])
+                try await eventually(timeout: 30, "fast is repaired") {
+                    let now = try await deployment.containers(client)["botmaker-\(deployment.bot("fast"))"]
+                    return now != nil && now?.id != fastBefore && now?.state == "running"
+                }
+                #expect(try await deployment.containers(client)["botmaker-\(deployment.bot("slow"))"] == nil,
+                        "the repair happened while the pull was still running")
+                try await eventually(timeout: 90, "the slow bot runs once its image is in") {
+                    try await deployment.status("slow", "actual_state") == "running"
+                }
+                #expect(proxy.bytesForwarded > 100_000, "the image came through the slow proxy")
+                #expect(try await service.stop() == 0)
+            } catch {
+                Issue.record("service log:\n\(service.log.suffix(4000))")
+                _ = try? await service.stop(signal: SIGKILL)
+                throw error
+            }
         }
     }
 }

@@ -74,6 +74,27 @@ public final class TestRegistry: @unchecked Sendable {
         return reference
     }
 
+    /// Pushes an image with content of its own (`localImage` plus a label, and `randomBytes` of random data in a layer
+    /// of its own when asked), so that its ID, and its layer, are unique to the test. The local copy is removed.
+    @discardableResult
+    public func pushVariant(of localImage: String, label: String, randomBytes: Int = 0, as repository: String, tag: String) async throws -> String {
+        let variant = "botmaker-test/variant-\(label.lowercased()):latest"
+        let context = dir.file("context-\(label)")
+        try FileManager.default.createDirectory(atPath: context, withIntermediateDirectories: true)
+        var dockerfile = "FROM \(localImage)\nLABEL botmaker.test.variant=\(label)\n"
+        if randomBytes > 0 {
+            var generator = SystemRandomNumberGenerator()
+            try Data((0..<randomBytes).map { _ in UInt8.random(in: 0...255, using: &generator) }).write(to: URL(fileURLWithPath: context + "/blob"))
+            dockerfile += "COPY blob /blob\n"
+        }
+        try dockerfile.write(toFile: context + "/Dockerfile", atomically: true, encoding: .utf8)
+        let built = try await runProcess(["docker", "build", "-q", "-t", variant, context])
+        guard built.status == 0 else { throw TestFailure("docker build failed: \(built.stderr)") }
+        let reference = try await push(variant, as: repository, tag: tag)
+        _ = try await runProcess(["docker", "rmi", variant])
+        return reference
+    }
+
     /// A config.json for the same registry with another password.
     public func wrongPasswordConfig() throws -> String {
         let auth = Data("\(user):wrong-\(password.suffix(4))".utf8).base64EncodedString()
