@@ -283,6 +283,105 @@ def workloads(binary, work, n):
     return results
 
 
+def free_tcp_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def image_pulls(references, since):
+    """Pull events the engine recorded for `references` since `since` (unix seconds)."""
+    out = sh(["docker", "events", "--since", str(int(since) - 1), "--until", str(int(time.time()) + 1), "--filter", "type=image",
+              "--filter", "event=pull", "--format", "{{.ID}}"]).stdout.split()
+    return sum(1 for r in out if r in references)
+
+
+def cold_start(binary, work, n, compose):
+    """N bots on 2 images that are only in a local registry: botmaker vs `docker-compose up -d` vs a `docker pull` +
+    `docker run` loop; time to all running, and the pulls each made."""
+    import random
+    port = free_tcp_port()
+    root = os.path.join(work, "registry")
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "config.yml"), "w") as f:
+        f.write(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    registry = spawn(["docker-registry", "serve", os.path.join(root, "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/v2/"], capture_output=True).returncode != 0:
+        if time.time() > deadline:
+            raise SystemExit("the benchmark registry did not start")
+        time.sleep(0.1)
+    references = []
+    for index in range(2):
+        context = os.path.join(root, f"context{index}")
+        os.makedirs(context, exist_ok=True)
+        with open(os.path.join(context, "blob"), "wb") as f:
+            f.write(random.randbytes(4 << 20))
+        with open(os.path.join(context, "Dockerfile"), "w") as f:
+            f.write(f"FROM {IMAGE}\nCOPY blob /blob\n")
+        reference = f"127.0.0.1:{port}/bench/bot{index}:1"
+        sh(["docker", "build", "-q", "-t", reference, context])
+        sh(["docker", "push", reference])
+        references.append(reference)
+
+    def forget():
+        for reference in references:
+            sh(["docker", "rmi", reference], check=False)
+
+    names = [f"cold{n}-{i:03d}" for i in range(n)]
+    image_of = {name: references[i % 2] for i, name in enumerate(names)}
+    results = {}
+    forget()
+    # (a) docker pull + docker run, bot by bot
+    inst = f"bench-coldloop{n}"
+    dirs = os.path.join(work, inst)
+    since = time.time()
+
+    def loop():
+        for name in names:
+            os.makedirs(os.path.join(dirs, name), exist_ok=True)
+            sh(["docker", "pull", "-q", image_of[name]])
+            args = docker_run_args(f"loop-{name}", inst, os.path.join(dirs, name), ENV)
+            sh(args[:-1] + [image_of[name]])
+    results["loop"] = timed(loop)
+    results["loop_pulls"] = image_pulls(references, since)
+    remove_label(f"botmaker.instance={inst}")
+    forget()
+    # (b) docker-compose up -d (it pulls what is missing)
+    if compose:
+        inst = f"bench-coldcompose{n}"
+        path = os.path.join(work, f"compose-cold-{n}.yml")
+        compose_file(path, names, inst, os.path.join(work, inst), ENV)
+        text = open(path).read()
+        for name in names:
+            text = text.replace(f"  {name}:\n    image: {IMAGE}\n", f"  {name}:\n    image: {image_of[name]}\n")
+        open(path, "w").write(text)
+        since = time.time()
+        project = ["docker-compose", "-p", inst, "-f", path]
+        try:
+            results["compose"] = timed(lambda: sh(project + ["up", "-d"], timeout=COMPOSE_TIMEOUT, env=dict(os.environ, COMPOSE_HTTP_TIMEOUT="120")))
+        except subprocess.TimeoutExpired:
+            results["compose"] = float("inf")
+        results["compose_pulls"] = image_pulls(references, since)
+        sh(project + ["down", "-t", "1"], check=False, timeout=COMPOSE_TIMEOUT)
+        remove_label(f"botmaker.instance={inst}")
+        forget()
+    # botmaker
+    bm = Botmaker(binary, work, f"bench-coldbm{n}")
+    rows = ",".join(f"('{name}', '{image_of[name]}')" for name in names)
+    bm.sql(f"BEGIN; INSERT INTO bots (id, image) VALUES {rows}; COMMIT;")
+    since = time.time()
+    results["botmaker"] = timed(lambda: bm.run(["reconcile"]))
+    results["botmaker_pulls"] = image_pulls(references, since)
+    assert count_running(f"botmaker.instance={bm.instance}") == n
+    bm.sql("DELETE FROM bots")
+    bm.run(["reconcile"])
+    forget()
+    stop_proc(registry)
+    return results
+
+
 def converge(binary, work, n, compose):
     names = [f"b{n}-{i:03d}" for i in range(n)]
     results = {"floor": api_floor(work, names, f"bench-floor{n}")}
@@ -755,10 +854,11 @@ def main():
     parser.add_argument("--scale-trials", type=int, default=10, help="inserts timed per size")
     parser.add_argument("--scale-edits", type=int, default=20, help="single-row edits in the CPU window per size")
     parser.add_argument("--workload-bots", type=int, default=20, help="gateway bots in the workloads section")
-    parser.add_argument("--sections", default="converge,idle,latency,hol,scale,workloads",
-                        help="comma-separated subset of converge,idle,latency,hol,scale,workloads, run in that order")
+    parser.add_argument("--cold-bots", type=int, default=20, help="bots in the images (cold start) section")
+    parser.add_argument("--sections", default="converge,idle,latency,hol,scale,workloads,images",
+                        help="comma-separated subset of converge,idle,latency,hol,scale,workloads,images, run in that order")
     args = parser.parse_args()
-    unknown = set(args.sections.split(",")) - {"converge", "idle", "latency", "hol", "scale", "workloads"}
+    unknown = set(args.sections.split(",")) - {"converge", "idle", "latency", "hol", "scale", "workloads", "images"}
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     compose = not args.no_compose and shutil.which("docker-compose") is not None
@@ -782,7 +882,7 @@ def report(args, compose, work):
     print(f"- botmaker binary: {args.binary}; image {IMAGE}; {len(ENV)} env entries, read-only secrets mount, --init, unless-stopped, network botmaker, standard hardening on every side\n")
     ensure_network()
     sections = {"converge": section_converge, "idle": section_idle, "latency": section_latency,
-                "hol": section_head_of_line, "scale": section_scale, "workloads": section_workloads}
+                "hol": section_head_of_line, "scale": section_scale, "workloads": section_workloads, "images": section_images}
     for name in args.sections.split(","):
         sections[name](args, compose, work)
 
@@ -881,6 +981,17 @@ def section_workloads(args, compose, work):
           f"{fmt(r['botmaker_update4'])} | {fmt(r['seq_update'])} | {ratio(r['seq_update'], r['botmaker_update4'])} | "
           f"{ratio(r['seq_update'], r['botmaker_paced'])} |", flush=True)
 
+
+
+def section_images(args, compose, work):
+    n = args.cold_bots
+    print(f"## Cold start from a registry ({n} bots on 2 images of about 4 MB each, only in a local registry)\n")
+    print("| N | botmaker `reconcile` | pulls | `docker pull` + `docker run` loop | pulls | loop / botmaker | `docker-compose up -d` | pulls | compose / botmaker |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    r = cold_start(args.binary, work, n, compose)
+    c = r.get("compose", 0)
+    print(f"| {n} | {fmt(r['botmaker'])} | {r['botmaker_pulls']} | {fmt(r['loop'])} | {r['loop_pulls']} | {ratio(r['loop'], r['botmaker'])} | "
+          f"{fmt(c) if compose else 'n/a'} | {r.get('compose_pulls', 'n/a')} | {ratio(c, r['botmaker']) if compose else 'n/a'} |", flush=True)
 
 if __name__ == "__main__":
     main()
