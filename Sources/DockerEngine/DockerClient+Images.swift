@@ -66,18 +66,25 @@ extension DockerClient {
             let message = (try? JSONDecoder().decode(DockerErrorBody.self, from: Data(text.utf8)).message) ?? text
             throw .http(status: Int(response.status.code), message: message, operation: operation)
         }
-        var pending = Data()
-        var failure: String?
+        // The request's deadline covers only the answer's head (dockerd sends it with the first line): the stream is
+        // bounded by what is left of the timeout.
+        let remaining = max(0.001, Double((deadline - .now()).nanoseconds) / 1e9)
+        let failure: String?
         do {
-            for try await chunk in response.body {
-                pending.append(contentsOf: chunk.readableBytesView)
-                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                    let line = Data(pending[pending.startIndex..<newline])
-                    pending.removeSubrange(pending.startIndex...newline)
-                    guard let message = try? JSONDecoder().decode(PullMessage.self, from: line) else { continue }
-                    if let error = message.error { failure = error }
-                    progress(message)
+            failure = try await withDeadline(seconds: remaining) {
+                var pending = Data()
+                var failure: String?
+                for try await chunk in response.body {
+                    pending.append(contentsOf: chunk.readableBytesView)
+                    while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = Data(pending[pending.startIndex..<newline])
+                        pending.removeSubrange(pending.startIndex...newline)
+                        guard let message = try? JSONDecoder().decode(PullMessage.self, from: line) else { continue }
+                        if let error = message.error { failure = error }
+                        progress(message)
+                    }
                 }
+                return failure
             }
         } catch {
             throw mapTransportError(error, operation: operation, seconds: timeoutSeconds)

@@ -39,13 +39,14 @@ public actor ImagePuller {
     /// Called now and then with the keys waiting for a pull and its progress, for `status`.
     private let onProgress: @Sendable ([WorkKey], String) -> Void
     /// Called after each successful pull (botmaker records what it pulled, for `images prune`).
-    private let onPulled: @Sendable (ImageReference) -> Void
+    private let onPulled: @Sendable (ImageReference) async -> Void
 
     private var waiting: [String: Set<WorkKey>] = [:]
     private var references: [String: ImageReference] = [:]
     private var layers: [String: [String: (Int64, Int64)]] = [:]
     private var lastReported: [String: ContinuousClock.Instant] = [:]
-    private var outcomes: [WorkKey: Outcome] = [:]
+    /// The outcome of the last pull each key waited for, with that pull's key.
+    private var outcomes: [WorkKey: (pullKey: String, outcome: Outcome)] = [:]
     private var queued: [String] = []
     private var active = 0
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
@@ -54,7 +55,7 @@ public actor ImagePuller {
     public init(runtime: any ContainerRuntime, credentials: RegistryCredentialStore = .init(), concurrency: Int = 2, timeout: TimeInterval = 600,
                 metrics: ReconcilerMetrics = .init(), logger: Logger, onFinished: @escaping @Sendable ([WorkKey]) -> Void = { _ in },
                 onProgress: @escaping @Sendable ([WorkKey], String) -> Void = { _, _ in },
-                onPulled: @escaping @Sendable (ImageReference) -> Void = { _ in }) {
+                onPulled: @escaping @Sendable (ImageReference) async -> Void = { _ in }) {
         self.runtime = runtime
         self.credentials = credentials
         self.concurrency = max(1, concurrency)
@@ -66,9 +67,20 @@ public actor ImagePuller {
         self.onPulled = onPulled
     }
 
-    /// The outcome of the pull `key` waited for, once (nil when it waited for none, or it is still running).
-    public func takeOutcome(for key: WorkKey) -> Outcome? {
-        outcomes.removeValue(forKey: key)
+    /// The outcome of the pull of `reference` that `key` waited for (nil when it waited for none, or it is still
+    /// running). An outcome of another image's pull is dropped. It stays until ``clearOutcome(for:)``: a bot that
+    /// must still wait (an update slot) keeps it, instead of pulling again.
+    public func outcome(for key: WorkKey, reference: ImageReference) -> Outcome? {
+        guard let stored = outcomes[key] else { return nil }
+        guard stored.pullKey == reference.pullKey else {
+            outcomes[key] = nil
+            return nil
+        }
+        return stored.outcome
+    }
+
+    public func clearOutcome(for key: WorkKey) {
+        outcomes[key] = nil
     }
 
     /// Whether `key` waits for a pull now.
@@ -133,13 +145,14 @@ public actor ImagePuller {
         guard let reference = references[pullKey] else { return }
         active += 1
         let runtime = self.runtime, credentials = self.credentials, timeout = self.timeout, logger = self.logger
-        Task {
+        // Detached: the pull (and a credential helper it may run) never runs on this actor.
+        Task.detached {
             let started = ContinuousClock.now
             var failure: ContainerError?
             do {
                 let auth: String?
-                do { auth = try credentials.credentials(for: reference.registry)?.header } catch let error as RegistryCredentialError {
-                    throw ContainerError(.authFailed, "cannot read registry credentials: \(error.message)")
+                do { auth = try await credentials.lookUp(reference.registry)?.header } catch {
+                    throw ContainerError(.authFailed, "cannot read registry credentials: \((error as? RegistryCredentialError)?.message ?? "\(error)")")
                 }
                 try await runtime.pullImage(reference, auth: auth, timeout: timeout) { [weak self] event in
                     guard let self else { return }
@@ -172,9 +185,9 @@ public actor ImagePuller {
         onProgress(Array(waiting[pullKey] ?? []), status(of: pullKey))
     }
 
-    private func finish(_ pullKey: String, failure: ContainerError?, seconds: Double) {
+    private func finish(_ pullKey: String, failure: ContainerError?, seconds: Double) async {
+        if failure == nil, let reference = references[pullKey] { await onPulled(reference) }
         active -= 1
-        if failure == nil, let reference = references[pullKey] { onPulled(reference) }
         metrics.pulled(result: failure?.code.rawValue ?? "ok", seconds: seconds)
         let keys = Array(waiting.removeValue(forKey: pullKey) ?? [])
         references[pullKey] = nil
@@ -183,9 +196,9 @@ public actor ImagePuller {
         for key in keys {
             if var failure {
                 failure.botId = key.botId
-                outcomes[key] = .failed(failure)
+                outcomes[key] = (pullKey, .failed(failure))
             } else {
-                outcomes[key] = .pulled
+                outcomes[key] = (pullKey, .pulled)
             }
         }
         while active < concurrency, !queued.isEmpty { start(queued.removeFirst()) }

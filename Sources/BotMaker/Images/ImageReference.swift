@@ -29,14 +29,23 @@ public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
         name = String(rest)
         let first = rest.split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
         let hasHost = rest.contains("/") && (first.contains(".") || first.contains(":") || first == "localhost")
-        registry = hasHost ? first : Self.dockerHub
+        registry = hasHost && !["index.docker.io", "registry-1.docker.io"].contains(first) ? first : Self.dockerHub
     }
 
     /// What the Engine API's `tag` parameter takes: the digest, else the tag, else `latest`.
     public var tagOrDigest: String { digest ?? tag ?? "latest" }
 
-    /// One key per image to pull: `name:tag` or `name@digest`.
-    public var pullKey: String { digest.map { "\(name)@\($0)" } ?? "\(name):\(tag ?? "latest")" }
+    /// The name as the engine lists it in `RepoDigests`: Docker Hub's `docker.io/` and `library/` left out.
+    public var canonicalName: String {
+        guard registry == Self.dockerHub else { return name }
+        var short = Substring(name)
+        for prefix in ["docker.io/", "index.docker.io/", "registry-1.docker.io/"] where short.hasPrefix(prefix) { short = short.dropFirst(prefix.count) }
+        if short.hasPrefix("library/") { short = short.dropFirst("library/".count) }
+        return String(short)
+    }
+
+    /// One key per image to pull: `name:tag` or `name@digest`, with the name canonical.
+    public var pullKey: String { digest.map { "\(canonicalName)@\($0)" } ?? "\(canonicalName):\(tag ?? "latest")" }
 
     public var description: String { text }
 }
@@ -64,6 +73,6 @@ public struct ImageInfo: Sendable, Equatable {
 
     /// The registry digest for `reference`'s repository, if the image came from there.
     public func digest(for reference: ImageReference) -> String? {
-        repoDigests.first { $0.hasPrefix(reference.name + "@") } ?? repoDigests.first
+        repoDigests.first { $0.hasPrefix(reference.canonicalName + "@") }
     }
 }

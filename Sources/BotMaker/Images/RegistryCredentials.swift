@@ -29,8 +29,20 @@ public struct RegistryCredentials: Sendable, CustomStringConvertible {
 public struct RegistryCredentialStore: Sendable {
     /// The config file: an explicit path, else `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
     public let path: String
+    /// Where `docker-credential-*` helpers are looked up.
+    let searchPath: String?
+
+    /// ``credentials(for:)`` off the caller's thread (a helper is a child process that may take a while).
+    public func lookUp(_ registry: String) async throws -> RegistryCredentials? {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                do { continuation.resume(returning: try credentials(for: registry)) } catch { continuation.resume(throwing: error) }
+            }
+        }
+    }
 
     public init(path: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        searchPath = environment["PATH"]
         if let path {
             self.path = path
         } else if let directory = environment["DOCKER_CONFIG"], !directory.isEmpty {
@@ -93,18 +105,25 @@ public struct RegistryCredentialStore: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["docker-credential-\(name)", "get"]
-        let input = Pipe(), output = Pipe(), errors = Pipe()
+        if let searchPath { process.environment = ["PATH": searchPath] }
+        let input = Pipe(), output = Pipe()
         process.standardInput = input
         process.standardOutput = output
-        process.standardError = errors
+        process.standardError = FileHandle.nullDevice
         do { try process.run() } catch {
             throw RegistryCredentialError("cannot run docker-credential-\(name): \(error.localizedDescription)")
         }
-        input.fileHandleForWriting.write(Data(server.utf8))
+        // A helper waiting for a keyring prompt must not hold a pull forever.
+        let watchdog = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 15, execute: watchdog)
+        defer { watchdog.cancel() }
+        try? input.fileHandleForWriting.write(contentsOf: Data(server.utf8))
         try? input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        _ = errors.fileHandleForReading.readDataToEndOfFile()
+        let data = (try? output.fileHandleForReading.readToEnd()) ?? Data()
         process.waitUntilExit()
+        if process.terminationReason == .uncaughtSignal {
+            throw RegistryCredentialError("docker-credential-\(name) get did not answer within 15 s")
+        }
         guard process.terminationStatus == 0 else {
             // "credentials not found in native keychain": no credentials, not an error.
             if missingIsNil || String(decoding: data, as: UTF8.self).contains("not found") { return nil }

@@ -88,7 +88,7 @@ public final class Controller: Sendable {
             onFinished: { keys in for key in keys { queue.add(key) } },
             onProgress: { keys, text in Task { try? await store.recordWaiting(botIds: keys.compactMap(\.botId), waitingFor: text) } },
             onPulled: { reference in
-                Task { if let info = try? await runtime.image(reference.text) { try? await store.recordPulledImage(reference.text, id: info.id) } }
+                if let info = try? await runtime.image(reference.text) { try? await store.recordPulledImage(reference.text, id: info.id) }
             })
         self.metrics = metrics
         self.logger = logger
@@ -168,7 +168,7 @@ public final class Controller: Sendable {
             await withGracefulShutdownHandler {
                 await controller.queue.waitUntilIdle()
                 // Bots waiting for a pull hold no worker: the run ends when the pulls have landed and their bots are done.
-                while await !controller.puller.isIdle {
+                while await !controller.puller.isIdle, !Task.isShuttingDownGracefully {
                     await controller.puller.waitUntilIdle()
                     await controller.queue.waitUntilIdle()
                 }
@@ -318,6 +318,7 @@ public final class Controller: Sendable {
                 }
             }
             if action.isUpdate, !takeUpdateSlot(key) {
+                // The pull this bot waited for (if any) stays its own until it gets a slot.
                 action.kind = .wait
                 action.cause = "update waits its turn (at most \(settings.maxParallelUpdates) at a time): \(action.cause)"
                 var waiting = prior ?? BotStatus(botId: action.botId)
@@ -327,6 +328,7 @@ public final class Controller: Sendable {
                 heldActions.append(action)
                 continue
             }
+            if action.kind == .create || action.kind == .recreate { await puller.clearOutcome(for: key) }
             if action.kind.isMutating {
                 let result = await run(action, prior: prior, image: image, pinnedImage: pinnedImage)
                 if action.isUpdate { releaseUpdateSlot() }
@@ -544,8 +546,11 @@ public final class Controller: Sendable {
     private func imageReadiness(_ action: PlannedAction, key: WorkKey, prior: BotStatus?) async -> ImageReadiness {
         guard let bot = action.desired else { return .ready(nil) }
         let reference = ImageReference(bot.config.image)
-        let outcome = await puller.takeOutcome(for: key)
-        if case .failed(let error) = outcome { return .failed(error) }
+        let outcome = await puller.outcome(for: key, reference: reference)
+        if case .failed(let error) = outcome {
+            await puller.clearOutcome(for: key)
+            return .failed(error)
+        }
         let present: ImageInfo?
         do { present = try await runtime.image(bot.config.image) } catch { return .failed(error) }
         // A repair (no container, the same spec as the last one) comes back on the image the bot ran, not on what the

@@ -270,6 +270,8 @@ public enum Planner {
             status.appliedSpec = nil
         }
         status.containerId = container.id
+        // Containers made before image IDs were recorded: the running image is the one a repair comes back on.
+        if status.imageId == nil, let imageId = container.imageId { status.imageId = imageId }
         status.actualState = container.state.rawValue
         status.health = container.state == .running ? (container.health?.rawValue ?? "none") : nil
         status.exitCode = container.state == .exited || container.state == .restarting || container.state == .dead ? container.exitCode : nil

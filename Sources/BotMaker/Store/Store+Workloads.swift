@@ -57,7 +57,12 @@ extension Store {
     public func recordWaiting(botIds: [String], waitingFor: String) async throws {
         guard !botIds.isEmpty else { return }
         try await write { db in
-            try db.execute(sql: "UPDATE bot_status SET waiting_for = ? WHERE bot_id IN (\(Array(repeating: "?", count: botIds.count).joined(separator: ",")))",
+            // Only bots still waiting for a pull: a late progress line never marks a bot that went on.
+            try db.execute(sql: """
+                UPDATE bot_status SET waiting_for = ?
+                WHERE in_flight_action IS NULL AND (waiting_for LIKE 'pulling%' OR waiting_for LIKE 'a pull slot%')
+                  AND bot_id IN (\(Array(repeating: "?", count: botIds.count).joined(separator: ",")))
+                """,
                            arguments: StatementArguments([waitingFor] + botIds))
         }
     }
