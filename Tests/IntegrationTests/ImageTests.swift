@@ -31,14 +31,6 @@ struct ImageTests {
         try await deployment.botmaker(["reconcile", "--registry-config", config ?? registry.configJSON] + extra)
     }
 
-    /// Pulls (`image` events with action `pull`) the engine recorded for `reference` since `since`.
-    func pulls(of reference: String, since: Date) async throws -> Int {
-        let output = try await runProcess(["docker", "events", "--since", String(Int(since.timeIntervalSince1970) - 1), "--until",
-                                           String(Int(Date().timeIntervalSince1970) + 1), "--filter", "type=image", "--filter", "event=pull",
-                                           "--format", "{{.ID}}"])
-        return output.stdout.split(separator: "\n").filter { $0 == reference }.count
-    }
-
     /// `missing`: ten bots on an image that is only in the registry converge, with one pull between them.
     @Test(.timeLimit(.minutes(3))) func tenBotsOnOneMissingImageCauseOnePull() async throws {
         try await withRegistry("pull") { deployment, registry, client in
@@ -46,11 +38,13 @@ struct ImageTests {
             let names = (0..<10).map { "b\($0)" }
             let rows = names.map { "('\(deployment.bot($0))', '\(reference)')" }.joined(separator: ",")
             try await deployment.sqlite("INSERT INTO bots (id, image) VALUES \(rows)")
-            let started = Date()
+            let events = try await ImageEvents(in: deployment.dir, markerImage: TestDocker.image)
+            defer { events.stop() }
             let output = try await reconcile(deployment, registry)
             #expect(output.status == 0, "\(output.stdout)\(output.stderr)")
             #expect(try await deployment.containers(client).values.filter { $0.state == "running" }.count == 10)
-            #expect(try await pulls(of: reference, since: started) == 1, "one pull for ten bots")
+            let pullCount = try await events.pulls(of: reference)
+            #expect(pullCount == 1, "one pull for ten bots, seen \(pullCount); log:\n\(output.stderr.suffix(2000))")
             let imageId = try await deployment.status("b0", "image_id")
             #expect(imageId.hasPrefix("sha256:"))
             #expect(try await deployment.status("b0", "image_digest").hasPrefix("\(registry.host)/bots/busybox@sha256:"))
@@ -124,7 +118,8 @@ struct ImageTests {
     /// image it ran (a moved tag is deployed only by an update); `images prune` then removes the old image.
     @Test(.timeLimit(.minutes(4))) func aMovedTagUpdatesAlwaysBotsOnlyAndRepairsKeepTheirImage() async throws {
         try await withRegistry("moved") { deployment, registry, client in
-            let testStart = Date()
+            let events = try await ImageEvents(in: deployment.dir, markerImage: TestDocker.image)
+            defer { events.stop() }
             let tagged = try await registry.pushVariant(of: TestDocker.image, label: "v1-\(deployment.tag)", as: "bots/moving", tag: "1")
             let other = try await registry.push(TestDocker.image, as: "bots/steady", tag: "1")
             try await deployment.sqlite("""
@@ -138,12 +133,13 @@ struct ImageTests {
 
             // The same tag now holds the gateway image.
             try await registry.push(TestDocker.gatewayImage, as: "bots/moving", tag: "1")
-            let pullsBefore = try await pulls(of: tagged, since: testStart)
+            let pullsBefore = try await events.pulls(of: tagged)
+            #expect(pullsBefore == 1, "the first reconcile pulled the tag once (the recorder sees pulls)")
             let dry = try await reconcile(deployment, registry, ["--dry-run", "--check-images", "--detailed-exitcode"])
             #expect(dry.status == 2)
             #expect(dry.stderr.contains("image update available: \(tagged)"), "\(dry.stderr)")
             #expect(dry.stderr.contains("image up to date: \(other)"), "\(dry.stderr)")
-            #expect(try await pulls(of: tagged, since: testStart) == pullsBefore, "the dry run pulls nothing")
+            #expect(try await events.pulls(of: tagged) == pullsBefore, "the dry run pulls nothing")
 
             let applied = try await reconcile(deployment, registry, ["--check-images", "--max-parallel-updates", "2"])
             #expect(applied.status == 0, "\(applied.stdout)\(applied.stderr)")

@@ -142,11 +142,12 @@ struct ReconcileTests {
         try await withDeployment("noimage") { deployment, client in
             let missing = "botmaker-test/missing-\(deployment.tag):1"
             try await deployment.insertBots(["ok1", "ok2"])
-            try await deployment.sqlite("INSERT INTO bots (id, image) VALUES ('\(deployment.bot("ghost"))', '\(missing)')")
+            // `never`: no registry (none is reachable here); the image is expected to appear on the engine.
+            try await deployment.sqlite("INSERT INTO bots (id, image, pull_policy) VALUES ('\(deployment.bot("ghost"))', '\(missing)', 'never')")
             let first = try await deployment.botmaker(["reconcile", "--backoff-base", "1", "--backoff-cap", "2"])
             #expect(first.status == 1, "a failed action makes the pass exit 1")
-            #expect(try await deployment.status("ghost", "last_error_code") == "NOT_FOUND")
-            #expect(try await deployment.status("ghost", "last_error_message").contains("No such image"))
+            #expect(try await deployment.status("ghost", "last_error_code") == "IMAGE_NOT_FOUND")
+            #expect(try await deployment.status("ghost", "last_error_message").contains("pull_policy is never"))
             #expect(try await deployment.status("ghost", "failure_count") == "1")
             #expect(try await !deployment.status("ghost", "next_attempt_at").isEmpty)
             #expect(try await deployment.status("ok1", "actual_state") == "running")
