@@ -9,12 +9,7 @@ import TestSupport
 @Suite(.enabled(if: TestDocker.shouldRun, "no Docker engine (set BOTMAKER_REQUIRE_DOCKER=1 to make this a failure)"))
 struct ReconcileTests {
     func withDeployment(_ prefix: String, _ body: (Deployment, DockerClient) async throws -> Void) async throws {
-        let deployment = try Deployment(prefix)
-        defer { deployment.remove() }
-        try await TestDocker.withClient(cleaning: deployment.tag) { client in
-            #expect(try await deployment.botmaker(["migrate"]).status == 0)
-            try await body(deployment, client)
-        }
+        try await Deployment.withMigrated(prefix, body)
     }
 
     /// Collects this deployment's container events caused by `body`. Synchronised, not timed: the body starts

@@ -12,12 +12,7 @@ struct WorkloadTests {
     static let stateMount = #"[{"name":"state","target":"/home/node/.openclaw"}]"#
 
     func withDeployment(_ prefix: String, _ body: (Deployment, DockerClient) async throws -> Void) async throws {
-        let deployment = try Deployment(prefix)
-        defer { deployment.remove() }
-        try await TestDocker.withClient(cleaning: deployment.tag) { client in
-            #expect(try await deployment.botmaker(["migrate"]).status == 0)
-            try await body(deployment, client)
-        }
+        try await Deployment.withMigrated(prefix, body)
     }
 
     /// Inserts a gateway bot; `columns` are extra `name = value` SQL pairs.

@@ -55,4 +55,15 @@ public struct Deployment: Sendable {
     }
 
     public func remove() { dir.remove() }
+
+    /// Runs `body` with a new deployment whose database is migrated; its containers and directory go afterwards.
+    public static func withMigrated(_ prefix: String, _ body: (Deployment, DockerClient) async throws -> Void) async throws {
+        let deployment = try Deployment(prefix)
+        defer { deployment.remove() }
+        try await TestDocker.withClient(cleaning: deployment.tag) { client in
+            let migrated = try await deployment.botmaker(["migrate"])
+            guard migrated.status == 0 else { throw TestFailure("migrate failed: \(migrated.stderr)") }
+            try await body(deployment, client)
+        }
+    }
 }
