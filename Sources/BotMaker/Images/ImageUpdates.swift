@@ -37,12 +37,14 @@ extension Controller {
             let reference = ImageReference(image)
             var update = ImageUpdate(reference: image)
             do {
-                let auth = try settings.registryCredentials.credentials(for: reference.registry)?.header
+                let auth = try await settings.registryCredentials.lookUp(reference.registry)?.header
                 update.remote = try await runtime.registryDigest(reference, auth: auth)
                 let local = try await runtime.image(image)
                 update.local = local?.digest(for: reference).flatMap { $0.split(separator: "@").last.map(String.init) }
             } catch let error as ContainerError {
                 update.error = "\(error.code.rawValue): \(error.message)"
+            } catch let error as RegistryCredentialError {
+                update.error = "AUTH_FAILED: cannot read registry credentials: \(error.message)"
             } catch {
                 update.error = "\(error)"
             }

@@ -29,8 +29,8 @@ public struct RegistryCredentials: Sendable, CustomStringConvertible {
 public struct RegistryCredentialStore: Sendable {
     /// The config file: an explicit path, else `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
     public let path: String
-    /// Where `docker-credential-*` helpers are looked up.
-    let searchPath: String?
+    /// The environment helpers run with (they need `HOME`, `DBUS_SESSION_BUS_ADDRESS`, `AWS_*`, … as the CLI gives them).
+    let environment: [String: String]
 
     /// ``credentials(for:)`` off the caller's thread (a helper is a child process that may take a while).
     public func lookUp(_ registry: String) async throws -> RegistryCredentials? {
@@ -42,7 +42,7 @@ public struct RegistryCredentialStore: Sendable {
     }
 
     public init(path: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
-        searchPath = environment["PATH"]
+        self.environment = environment
         if let path {
             self.path = path
         } else if let directory = environment["DOCKER_CONFIG"], !directory.isEmpty {
@@ -105,7 +105,7 @@ public struct RegistryCredentialStore: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["docker-credential-\(name)", "get"]
-        if let searchPath { process.environment = ["PATH": searchPath] }
+        process.environment = environment
         let input = Pipe(), output = Pipe()
         process.standardInput = input
         process.standardOutput = output

@@ -272,6 +272,9 @@ public final class Controller: Sendable {
 
     /// Writes the plan's status-only changes, then runs its actions one after the other (a key has at most one).
     private func apply(_ plan: Plan, key: WorkKey, prior: BotStatus?) async -> KeyReport {
+        // A pull's outcome is for the create it was made for: a plan without one drops it (it must not let a later
+        // create of an `always` bot skip its pull, nor replay an old failure).
+        if !plan.actions.contains(where: { $0.kind == .create || $0.kind == .recreate }) { await puller.clearOutcome(for: key) }
         do {
             try await store.record(statuses: plan.statusUpdates, events: plan.events)
         } catch {
@@ -571,6 +574,7 @@ public final class Controller: Sendable {
             if outcome != nil, let present { return .ready(present) }
         }
         if outcome != nil, present == nil {
+            await puller.clearOutcome(for: key)
             return .failed(ContainerError(.imageNotFound, "image \(reference) was pulled but is not on the engine", botId: bot.id))
         }
         return .pulling(await puller.request(reference, for: key))

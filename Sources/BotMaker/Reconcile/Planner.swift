@@ -268,6 +268,11 @@ public enum Planner {
             status.startedAt = nil
             status.finishedAt = nil
             status.appliedSpec = nil
+            // Another container than the one recorded: what it runs is what a repair would come back on.
+            if status.containerId != nil {
+                status.imageId = container.imageId
+                status.imageDigest = nil
+            }
         }
         status.containerId = container.id
         // Containers made before image IDs were recorded: the running image is the one a repair comes back on.
