@@ -226,4 +226,33 @@ struct DockerServiceTests {
             if case .failure(let error) = await idle.result { Issue.record("stream ended with \(error)") }
         }
     }
+
+    /// A health check runs three `exec_*` events per check and container: the engine filters them out, so a fleet with
+    /// health checks does not flood botmaker, while `health_status` still comes through.
+    @Test(.timeLimit(.minutes(2))) func healthCheckExecsAreFilteredByTheEngine() async throws {
+        let id = "execs-\(uniqueSuffix())"
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try await TestDocker.withClient(cleaning: id) { client in
+            let docker = Self.service(client, instance: id)
+            let (connected, connection) = AsyncStream.makeStream(of: Void.self)
+            let listener = Task {
+                var seen: [String] = []
+                for try await event in docker.events(onConnect: { connection.yield() }) {
+                    seen.append(event.action)
+                    if event.action == "health_status" { break }
+                }
+                return seen
+            }
+            for await _ in connected { break }
+            var config = try Self.config(dir, id)
+            config.image = TestDocker.gatewayImage
+            _ = try await docker.createContainer(botId: id, config: config)
+            try await docker.startContainer(botId: id)
+            let seen = try await listener.value
+            #expect(seen.contains("start") && seen.last == "health_status", "\(seen)")
+            #expect(!seen.contains { $0.hasPrefix("exec") }, "a health check's exec events reached botmaker: \(seen)")
+            try await docker.removeContainer(botId: id)
+        }
+    }
 }

@@ -454,7 +454,8 @@ public struct DockerService: ContainerRuntime {
         // client-side check; any other instance is filtered by the engine, so other instances' churn costs nothing.
         var labels = ["\(BotLabels.managed)=true"]
         if instance != BotLabels.defaultInstance { labels.append("\(BotLabels.instance)=\(instance)") }
-        let source = EventSource(client.events(filters: ["type": ["container"], "label": labels], onConnect: onConnect))
+        let source = EventSource(client.events(filters: ["type": ["container"], "label": labels, "event": RuntimeEvent.stateActions],
+                                               onConnect: onConnect))
         let service = self
         return AsyncThrowingStream {
             while let event = try await source.next() {

@@ -114,6 +114,11 @@ public struct RuntimeEvent: Sendable, Equatable {
         "archive-path", "extract-to-dir", "export", "commit", "copy",
     ]
 
+    /// The actions that can change what the reconciler sees, for engines that filter events server-side (a health
+    /// check's `exec_*` events, three per check and container, then never reach botmaker).
+    public static let stateActions = ["create", "start", "restart", "die", "kill", "oom", "stop", "destroy", "pause", "unpause",
+                                      "rename", "update", "health_status"]
+
     /// Whether the reconciler should look at the container again.
     public var changesState: Bool { !Self.ignored.contains(action) }
 }
