@@ -25,12 +25,10 @@ extension Controller {
     /// engine has. With `pull`, pulls each moved image and queues the bots that use it: they are recreated through the
     /// same (paced) update path as any spec change.
     public func checkImages(pull: Bool) async throws -> [ImageUpdate] {
-        let snapshot = try await store.snapshot()
+        // Only the rows of running `always` bots: the check of a fleet without any costs one indexed query.
         var users: [String: [String]] = [:]
-        for row in snapshot.bots {
-            guard case .valid(let bot) = BotValidation.validate(row, secretsRoot: secrets.root), bot.pullPolicy == .always,
-                  bot.desiredState == .running else { continue }
-            users[bot.config.image, default: []].append(bot.id)
+        for (id, image) in try await store.runningAlwaysPullBots() where BotValidation.idProblem(id) == nil && BotValidation.imageProblem(image) == nil {
+            users[image, default: []].append(id)
         }
         var updates: [ImageUpdate] = []
         for image in users.keys.sorted() {

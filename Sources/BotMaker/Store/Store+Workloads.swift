@@ -67,6 +67,19 @@ extension Store {
         }
     }
 
+    /// (id, image) of every running bot whose `pull_policy` is `always`.
+    public func runningAlwaysPullBots() async throws -> [(id: String, image: String)] {
+        try await read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT CAST(id AS BLOB) AS id, CAST(image AS BLOB) AS image FROM bots
+                WHERE pull_policy = 'always' AND desired_state = 'running' ORDER BY id
+                """).map { row in
+                let bot = BotRow(row: row)
+                return (bot.id, bot.image ?? "")
+            }
+        }
+    }
+
     /// Records an image botmaker pulled (for `images prune`).
     public func recordPulledImage(_ reference: String, id: String) async throws {
         try await write { db in
