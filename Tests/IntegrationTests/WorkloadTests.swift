@@ -322,6 +322,7 @@ struct WorkloadTests {
             let dry = try await deployment.botmaker(["reconcile", "--dry-run"])
             #expect(dry.stdout.contains("-/+ botmaker-\(deployment.bot("user"))"), "\(dry.stdout)")
             #expect(dry.stdout.contains("environment from secrets"), "the cause names what changed, not the value")
+            #expect(dry.stdout.contains("TOKEN=@secret:api_key"), "the plan shows where the value comes from")
             outputs += [dry, try await deployment.botmaker(["reconcile"])]
             #expect(try await containerId(deployment, client, "user") != userBefore, "the bot using the secret is recreated")
             #expect(try await containerId(deployment, client, "other") == otherBefore, "the other bot is untouched")

@@ -20,7 +20,9 @@ public enum PlanRenderer {
             }
             lines.append(line)
             if action.kind == .create || action.kind == .recreate, let bot = action.desired {
-                lines.append("      image: \(bot.config.image)  env: \(maskedEnvironment(bot.config.environment))")
+                // Environment from secrets shows its source (`KEY=@secret:NAME`), never a value.
+                let fromSecrets = bot.config.secretEnvironment.map { " \($0.key)=\(SecretEnvironment.prefix)\($0.secret)" }.joined()
+                lines.append("      image: \(bot.config.image)  env: \(maskedEnvironment(bot.config.environment))\(fromSecrets)")
             }
         }
         lines.append(summary(plan, results: results))
@@ -65,7 +67,7 @@ public enum PlanRenderer {
                     containerId: action.containerId,
                     errorCode: action.errorCode?.rawValue,
                     image: action.desired?.config.image,
-                    environmentKeys: action.desired.map { $0.config.environment.map(EnvironmentEntry.key) },
+                    environmentKeys: action.desired.map { $0.config.environment.map(EnvironmentEntry.key) + $0.config.secretEnvironment.map(\.key) },
                     result: outcome.map { $0.succeeded ? "ok" : "error" },
                     error: outcome?.error.map { .init(code: $0.code.rawValue, message: $0.message) },
                     seconds: outcome?.seconds)
