@@ -83,11 +83,6 @@ public actor ImagePuller {
         outcomes[key] = nil
     }
 
-    /// Whether `key` waits for a pull now.
-    public func isWaiting(_ key: WorkKey) -> Bool {
-        waiting.values.contains { $0.contains(key) }
-    }
-
     /// Asks for `reference` to be pulled for `key`: joins the pull in progress or queues a new one. Returns what the
     /// bot waits for (`pulling …` or `waiting for a pull slot`).
     @discardableResult

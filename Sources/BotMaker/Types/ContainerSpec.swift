@@ -76,12 +76,6 @@ public struct ContainerSpec: Sendable, Equatable, Codable {
         SHA256.hash(data: canonicalEncoding).map { String(format: "%02x", $0) }.joined()
     }
 
-    /// The encoding version of a stored canonical spec (an `applied_spec`), if it has one.
-    public static func version(ofEncoded text: String) -> Int? {
-        struct Versioned: Decodable { var version: Int }
-        return (try? JSONDecoder().decode(Versioned.self, from: Data(text.utf8)))?.version
-    }
-
     /// Names of the fields that differ, for a human cause such as "spec changed: image, environment".
     public func differences(from other: ContainerSpec) -> [String] {
         var fields: [String] = []

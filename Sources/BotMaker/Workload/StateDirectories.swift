@@ -68,18 +68,6 @@ public struct StateDirectories: Sendable {
         return true
     }
 
-    /// Bytes used under the bot's data directory (not following symlinks), or nil when it does not exist.
-    public func usage(botId: String) -> Int64? {
-        let path = directory(for: botId)
-        guard let enumerator = FileManager.default.enumerator(atPath: path) else { return nil }
-        var total: Int64 = 0
-        while let relative = enumerator.nextObject() as? String {
-            var info = stat()
-            if lstat((path as NSString).appendingPathComponent(relative), &info) == 0 { total += Int64(info.st_blocks) * 512 }
-        }
-        return total
-    }
-
     private func make(_ path: String, realRoot: String, owner: (uid_t, gid_t)?, fail: (String) -> ContainerError) throws(ContainerError) {
         var info = stat()
         if lstat(path, &info) != 0 {
