@@ -114,13 +114,14 @@ SH
     chmod 0755 "$root/home/node" "$root/home/node/.openclaw"
     tar -C "$root" --numeric-owner --owner=0 --group=0 --exclude=./home/node -c . > "$root.tar"
     tar -C "$root" --numeric-owner --owner=1000 --group=1000 -r -f "$root.tar" ./home/node
+    # --timeout 10s: the probe's clock includes the engine's exec setup, which took over 1 s in CI with ~40 tests running.
     # --start-period omitted: dockerd 20.10 rejects "0s" (Interval "start-period" cannot be less than 1ms); default is 0.
     docker import \
         --change 'ENV PATH=/bin' \
         --change 'USER 1000:1000' \
         --change 'WORKDIR /home/node' \
         --change 'EXPOSE 18789/tcp' \
-        --change 'HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD ["/bin/healthcheck"]' \
+        --change 'HEALTHCHECK --interval=1s --timeout=10s --retries=2 CMD ["/bin/healthcheck"]' \
         --change 'CMD ["/bin/gateway"]' \
         "$root.tar" "$image" >/dev/null
     local rc=$?

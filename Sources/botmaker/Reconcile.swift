@@ -212,7 +212,7 @@ extension Botmaker {
             }
             if results.contains(where: { !$0.succeeded }) { return 1 }
             if wait {
-                let ready = try await waitUntilReady(store: store, runtime: runtime)
+                let ready = try await waitUntilReady(store: store, runtime: runtime, controller: controller)
                 // What the wait saw (health, state) is what `status` shows next.
                 if let seen = try? await FleetView.load(store: store, runtime: runtime, secrets: global.secrets(), state: global.stateDirectories(),
                                                         now: Date()) {
@@ -224,12 +224,14 @@ extension Botmaker {
         }
 
         /// `--wait`: looks at the fleet (one list call) until every running bot is ready, one fails, or the time is up.
-        private func waitUntilReady(store: Store, runtime: any ContainerRuntime) async throws -> Bool {
+        private func waitUntilReady(store: Store, runtime: any ContainerRuntime, controller: Controller) async throws -> Bool {
             let deadline = ContinuousClock.now + Seconds.duration(waitTimeout)
-            let running = try await store.snapshot().bots.compactMap { row -> String? in
-                guard case .valid(let bot) = BotValidation.validate(row, secretsRoot: "/"), bot.desiredState == .running else { return nil }
-                return bot.id
+            let secretsRoot = global.secrets().root
+            let bots = try await store.snapshot().bots.compactMap { row -> DesiredBot? in
+                guard case .valid(let bot) = BotValidation.validate(row, secretsRoot: secretsRoot), bot.desiredState == .running else { return nil }
+                return bot
             }
+            let running = bots.map(\.id)
             var announced = false
             while true {
                 let readiness: Readiness
@@ -242,7 +244,11 @@ extension Botmaker {
                 }
                 let timedOut = ContinuousClock.now >= deadline
                 if !readiness.failed.isEmpty || timedOut {
-                    let problems = readiness.failed.isEmpty ? readiness.pending : readiness.failed
+                    var problems = readiness.failed.isEmpty ? readiness.pending : readiness.failed
+                    // An unhealthy bot's last check says why (a refused connection, a check that timed out).
+                    for bot in bots where problems[bot.id] == "unhealthy" {
+                        if let log = await controller.lastHealthCheck(botId: bot.id, desired: bot) { problems[bot.id]! += " (last check: \(log))" }
+                    }
                     let lines = problems.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)" }.joined(separator: "\n")
                     FileHandle.standardError.write(Data(("not ready" + (timedOut && readiness.failed.isEmpty ? " after \(Int(waitTimeout)) s" : "")
                                                          + ":\n" + lines + "\n").utf8))

@@ -177,7 +177,8 @@ struct WorkloadTests {
             }
             let failed = try await deployment.botmaker(["reconcile", "--wait", "--wait-timeout", "30"])
             #expect(failed.status == 1)
-            #expect(failed.stderr.contains("\(deployment.bot("h")): unhealthy"), "\(failed.stdout)\(failed.stderr)")
+            #expect(failed.stderr.contains("\(deployment.bot("h")): unhealthy (last check: exit code 1: unhealthy marker present)"),
+                    "--wait says why: \(failed.stdout)\(failed.stderr)")
 
             // The service, with a backoff of 4 s doubling: over 20 s at most 4 restarts (at about 0, 4, 12 s after the first
             // detection, plus detection delays); without backoff a check failing every 2 s would give about 8.

@@ -405,15 +405,7 @@ public final class Controller: Sendable {
         var observed: ContainerStatus?
         var created: Created?
         // An unhealthy container's last health check says why: read it before the restart starts a fresh one.
-        var healthLog = action.errorCode == .unhealthy ? (try? await runtime.getContainerStatus(botId: action.botId))?.healthLog : nil
-        // A check's output may echo the bot's environment (a curl -v with a token): secret values never reach the record.
-        if let log = healthLog, let bot = action.desired, !bot.config.secretEnvironment.isEmpty,
-           let environment = try? secrets.resolveEnvironment(for: bot.id, config: bot.config) {
-            healthLog = environment.suffix(bot.config.secretEnvironment.count).reduce(log) { text, entry in
-                let value = String(entry.dropFirst(EnvironmentEntry.key(entry).count + 1))
-                return value.isEmpty ? text : text.replacingOccurrences(of: value, with: "[secret]")
-            }
-        }
+        let healthLog = action.errorCode == .unhealthy ? await lastHealthCheck(botId: action.botId, desired: action.desired) : nil
         do {
             (observed, created) = try await perform(action, image: image, pinnedImage: pinnedImage)
         } catch let failure {
@@ -587,6 +579,18 @@ public final class Controller: Sendable {
     }
 
     /// Upserts the bot's status and appends an event, in one transaction; returns the status written.
+    /// The output of the bot container's last health check, with the bot's secret values replaced (a check may echo
+    /// its environment, e.g. a `curl -v` with a token); nil without a container or a check.
+    public func lastHealthCheck(botId: String, desired: DesiredBot?) async -> String? {
+        guard let log = (try? await runtime.getContainerStatus(botId: botId))?.healthLog else { return nil }
+        guard let bot = desired, !bot.config.secretEnvironment.isEmpty,
+              let environment = try? secrets.resolveEnvironment(for: bot.id, config: bot.config) else { return log }
+        return environment.suffix(bot.config.secretEnvironment.count).reduce(log) { text, entry in
+            let value = String(entry.dropFirst(EnvironmentEntry.key(entry).count + 1))
+            return value.isEmpty ? text : text.replacingOccurrences(of: value, with: "[secret]")
+        }
+    }
+
     private func record(_ action: PlannedAction, prior: BotStatus?, observed: ContainerStatus?, created: Created?, healthLog: String?,
                         error: ContainerError?) async -> BotStatus? {
         let now = clock.now()
