@@ -57,6 +57,14 @@ extension DockerClient {
         try response.expectSuccess()
     }
 
+    /// `POST /containers/{id}/rename?name=…`: 409 when the name is taken.
+    public func renameContainer(_ id: String, to name: String) async throws(DockerEngineError) {
+        let response = try await send(
+            .POST, "/containers/\(Self.segment(id))/rename", query: [("name", name)],
+            operation: "containers.rename", deadline: deadlines.short)
+        try response.expectSuccess()
+    }
+
     /// `DELETE /containers/{id}`.
     public func removeContainer(_ id: String, force: Bool = false) async throws(DockerEngineError) {
         let response = try await send(

@@ -7,6 +7,7 @@ extension DesiredState: ExpressibleByArgument {}
 extension SecurityProfile: ExpressibleByArgument {}
 extension BotNetwork: ExpressibleByArgument {}
 extension PullPolicy: ExpressibleByArgument {}
+extension UpdateStrategy: ExpressibleByArgument {}
 
 extension Botmaker {
     struct BotCommand: AsyncParsableCommand {
@@ -14,7 +15,7 @@ extension Botmaker {
             commandName: "bot",
             abstract: "Declare bots: add, change, remove, restart and list them.",
             discussion: "These edit the database only; `botmaker reconcile` or a running `botmaker run` makes Docker follow.",
-            subcommands: [Add.self, Set.self, Remove.self, Restart.self, Purge.self, List.self])
+            subcommands: [Add.self, Set.self, Remove.self, Restart.self, Retry.self, Purge.self, List.self])
     }
 }
 
@@ -65,6 +66,9 @@ struct SpecOptions: ParsableArguments {
     @Option(help: "When to pull the image: missing (default), always (before every create or recreate) or never.")
     var pullPolicy: PullPolicy?
 
+    @Option(help: "How a running bot is updated: rollback (default: switched over, rolled back unless healthy) or recreate (stop, remove, create, start).")
+    var updateStrategy: UpdateStrategy?
+
     func changes(clearEnvironment: Bool = false, resetCommand: Bool = false, clearMounts: Bool = false, clearPorts: Bool = false,
                  resetHealth: Bool = false) throws -> BotChanges {
         var changes = BotChanges(image: image, desiredState: state)
@@ -97,6 +101,7 @@ struct SpecOptions: ParsableArguments {
         changes.security = security
         changes.network = network
         changes.pullPolicy = pullPolicy
+        changes.updateStrategy = updateStrategy
         if !environment.isEmpty { changes.environment = environment } else if clearEnvironment { changes.environment = [] }
         if let command {
             guard let data = command.data(using: .utf8), let arguments = try? JSONDecoder().decode([String].self, from: data) else {
@@ -215,6 +220,20 @@ extension Botmaker.BotCommand {
             let store = try global.openStore()
             do { try store.requestRestart(id: id) } catch let error as StoreError { throw CLIError(error.message) }
             print("restart requested for bot \(id)")
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Try a rolled-back update again (forgets the failed target; the bot is updated on the next pass).")
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Bot id.") var id: String
+
+        func run() async throws {
+            let store = try global.openStore()
+            guard try store.retryUpdate(botId: id) else { throw CLIError("no bot \(id)") }
+            print("bot \(id): its update will be tried again on the next pass")
         }
     }
 

@@ -14,7 +14,7 @@ struct Botmaker: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Migrate.self, BotCommand.self, Secrets.self, Reconcile.self, Run.self, Status.self, ApproveRemovals.self,
-                      Backup.self, Restore.self, Images.self]
+                      Backup.self, Restore.self, Images.self, Rollout.self]
     )
 
     static func main() async {

@@ -23,6 +23,16 @@ struct ReconcileOptions: ParsableArguments {
     @Option(help: "At most this many running bots are recreated at once (spec changes, botmaker upgrades); the rest wait their turn.")
     var maxParallelUpdates: Int = 1
 
+    @Option(help: ArgumentHelp("A switch-over's new container without a health check is kept once it has stayed up this long.", valueName: "seconds"))
+    var updateMinUptime: Double = 10
+
+    @Option(help: ArgumentHelp("A switch-over's new container not confirmed (healthy, or up --update-min-uptime) this long after it started is rolled back.",
+                               valueName: "seconds"))
+    var updateTimeout: Double = 120
+
+    @Option(help: "The rollout of an image pauses (ROLLOUT_PAUSED) after this many of its updates were rolled back; `botmaker rollout resume`.")
+    var maxFailedUpdates: Int = 2
+
     @Option(help: ArgumentHelp("Host ports for ports given without one, e.g. 19000-19999.", valueName: "from-to"))
     var portRange: String = "19000-19999"
 
@@ -44,8 +54,16 @@ struct ReconcileOptions: ParsableArguments {
         return low...high
     }
 
+    var updatePolicy: UpdatePolicy {
+        UpdatePolicy(minUptime: updateMinUptime, timeout: updateTimeout, maxFailedUpdates: maxFailedUpdates)
+    }
+
     func validate() throws {
         guard (1...64).contains(maxParallelUpdates) else { throw ValidationError("--max-parallel-updates must be between 1 and 64") }
+        try Seconds.check("--update-min-uptime", updateMinUptime, in: 0...3_600)
+        try Seconds.check("--update-timeout", updateTimeout, in: 1...86_400)
+        guard updateTimeout >= updateMinUptime else { throw ValidationError("--update-timeout must be at least --update-min-uptime") }
+        guard (1...10_000).contains(maxFailedUpdates) else { throw ValidationError("--max-failed-updates must be between 1 and 10000") }
         guard (1...16).contains(pullConcurrency) else { throw ValidationError("--pull-concurrency must be between 1 and 16") }
         try Seconds.check("--pull-timeout", pullTimeout, in: 1...86_400)
         guard parsedPortRange != nil else { throw ValidationError("--port-range must be FROM-TO within 1-65535, e.g. 19000-19999") }
@@ -60,6 +78,7 @@ struct ReconcileOptions: ParsableArguments {
         var settings = Controller.Settings(concurrency: concurrency, backoff: Backoff(base: backoffBase, cap: backoffCap))
         settings.allowMassRemoval = allowMassRemoval
         settings.maxParallelUpdates = maxParallelUpdates
+        settings.updatePolicy = updatePolicy
         settings.portRange = parsedPortRange ?? settings.portRange
         settings.pullConcurrency = pullConcurrency
         settings.pullTimeout = pullTimeout
@@ -169,7 +188,7 @@ extension Botmaker {
             let view: FleetView
             do {
                 view = try await FleetView.load(store: store, runtime: runtime, secrets: global.secrets(), state: global.stateDirectories(),
-                                                now: Date(), allowMassRemoval: allowMassRemoval)
+                                                now: Date(), allowMassRemoval: allowMassRemoval, updatePolicy: options.updatePolicy)
             } catch let error as ContainerError {
                 throw CLIError("cannot observe Docker: \(error.code.rawValue): \(error.message)")
             }

@@ -36,6 +36,19 @@ extension Botmaker {
                 rows.append(row)
             }
             print(Output.table(rows))
+            if let progress = Self.updateProgress(bots) { print("\n" + progress) }
+        }
+
+        /// One line about updates under way, waiting, rolled back and paused (nil when there are none).
+        static func updateProgress(_ bots: [BotStatusView]) -> String? {
+            let switching = bots.count { $0.updatePhase != nil }
+            let waiting = bots.count { $0.waitingFor?.hasPrefix("an update slot") == true }
+            let rolledBack = bots.count { $0.rolledBackFromGeneration != nil }
+            let paused = bots.count { $0.lastErrorCode == ContainerError.Code.rolloutPaused.rawValue }
+            guard switching + waiting + rolledBack + paused > 0 else { return nil }
+            var parts = ["\(switching) in progress", "\(waiting) waiting their turn", "\(rolledBack) rolled back"]
+            if paused > 0 { parts.append("\(paused) paused (ROLLOUT_PAUSED: `botmaker rollout resume` goes on)") }
+            return "updates: " + parts.joined(separator: ", ") + (rolledBack > 0 ? "; `botmaker bot retry <id>` tries a rolled-back update again" : "")
         }
 
         static func format(_ date: Date) -> String {
@@ -73,6 +86,11 @@ struct BotStatusView: Encodable {
     var publishedPorts: String?
     var imageId: String?
     var imageDigest: String?
+    /// The switch-over in progress (`switching`, `confirming`, `rolling back`).
+    var updatePhase: String?
+    var updateStrategy: String?
+    /// The generation whose update was rolled back (the bot runs the spec before it).
+    var rolledBackFromGeneration: Int64?
 
     init(_ listing: BotListing, now: Date = Date()) {
         id = listing.row.id
@@ -99,6 +117,12 @@ struct BotStatusView: Encodable {
         publishedPorts = status?.publishedPorts
         imageId = status?.imageId
         imageDigest = status?.imageDigest
+        updatePhase = status?.updatePhase
+        updateStrategy = listing.row.updateStrategy
+        rolledBackFromGeneration = status?.rolledBackFromGeneration
+        if let generation = rolledBackFromGeneration, let state = actualState {
+            actualState = "\(state) (rolled back from generation \(generation))"
+        }
         if let action = inFlightAction {
             activity = action + (inFlightSince.map { " since \(max(0, Int(now.timeIntervalSince($0).rounded()))) s" } ?? "")
         } else if let waitingFor {
@@ -113,5 +137,6 @@ struct BotStatusView: Encodable {
         case failureCount = "failure_count", nextAttemptAt = "next_attempt_at", lastReconciledAt = "last_reconciled_at"
         case activity, inFlightAction = "in_flight_action", inFlightSince = "in_flight_since", waitingFor = "waiting_for"
         case waitUntil = "wait_until", health, publishedPorts = "published_ports", imageId = "image_id", imageDigest = "image_digest"
+        case updatePhase = "update_phase", updateStrategy = "update_strategy", rolledBackFromGeneration = "rolled_back_from_generation"
     }
 }

@@ -59,40 +59,6 @@ import TestSupport
         await workers.value
     }
 
-    /// Issue 11: a change to many running bots (or a botmaker upgrade) recreates at most --max-parallel-updates of them at
-    /// once; the others wait for a slot holding no worker, and all are updated in the end.
-    @Test func updatesOfRunningBotsArePacedByMaxParallelUpdates() async throws {
-        let fixture = try Fixture(concurrency: 4, maxParallelUpdates: 2)
-        let ids = ["a", "b", "c", "d", "e"]
-        for id in ids { try fixture.add(id) }
-        try await Self.withWorkers(fixture) { reports in
-            try await fixture.controller.resync()
-            var created = Set<String>()
-            while created.count < ids.count, let report = await reports.next() { created.insert(report.key.description) }
-            await fixture.runtime.setLatency(.remove, 5)
-            for id in ids { try fixture.store.updateBot(id: id, changes: BotChanges(environment: ["V=2"])) }
-            try await fixture.controller.resync()
-            var parked = Set<String>()
-            while parked.count < 3, let report = await reports.next() {
-                if report.actions.contains(where: { $0.kind == .wait && $0.cause.contains("waits its turn") }) { parked.insert(report.key.description) }
-            }
-            await fixture.clock.waitForSleepers(2)
-            #expect(await fixture.runtime.inProgress[.remove] == 2, "two updates at once, the third waits")
-            for id in ids where parked.contains(WorkKey.bot(id).description) {
-                #expect(try await fixture.status(id)?.waitingFor?.contains("update slot") == true)
-            }
-            await fixture.runtime.setLatency(.remove, 0)
-            fixture.clock.advance(by: 5)
-            var recreated = Set<String>()
-            while recreated.count < ids.count, let report = await reports.next() {
-                for result in report.results where result.action.kind == .recreate && result.succeeded { recreated.insert(result.action.botId) }
-            }
-            #expect(recreated == Set(ids))
-            #expect(await fixture.runtime.maxInProgress[.remove] == 2)
-            for id in ids { #expect(await fixture.runtime.container(botId: id)?.config?.environment == ["V=2"]) }
-        }
-    }
-
     /// Issue 11: an unhealthy container is restarted and recorded UNHEALTHY; while it stays unhealthy the restarts
     /// follow the backoff (here 1, 2, 4 s), and a healthy check clears the error.
     @Test func anUnhealthyBotIsRestartedOnTheBackoffSchedule() async throws {

@@ -75,12 +75,16 @@ import Testing
         status.containerId = "c-a"
         status.appliedSpec = String(decoding: old.config.spec.canonicalEncoding, as: UTF8.self)
         let plan = Self.plan([new], [Self.container(old, .running)], statuses: [status])
-        #expect(plan.actions.map(\.kind) == [.recreate])
-        #expect(plan.actions[0].cause == "spec changed: environment")
+        #expect(plan.actions.map(\.kind) == [.update])
+        #expect(plan.actions[0].cause == "spec changed: environment (rollback on failure)")
         // Without the applied spec the cause is still truthful.
-        #expect(Self.plan([new], [Self.container(old, .running)]).actions[0].cause == "spec changed")
-        #expect(plan.actions[0].isUpdate, "a recreate of a running container is an update (paced)")
+        #expect(Self.plan([new], [Self.container(old, .running)]).actions[0].cause == "spec changed (rollback on failure)")
+        #expect(plan.actions[0].isUpdate, "a switch-over of a running container is an update (paced)")
+        #expect(Self.plan([new], [Self.container(old, .exited)]).actions.map(\.kind) == [.recreate], "nothing runs: no safety net needed")
         #expect(!Self.plan([new], [Self.container(old, .exited)]).actions[0].isUpdate)
+        var recreating = new
+        recreating.updateStrategy = .recreate
+        #expect(Self.plan([recreating], [Self.container(old, .running)], statuses: [status]).actions.map(\.kind) == [.recreate])
     }
 
     /// A container made by a botmaker whose spec encoding was older is an upgrade, named as such.
@@ -89,7 +93,7 @@ import Testing
         var container = Self.container(bot, .running, hash: .some("0ld"))
         container.labels["botmaker.spec-version"] = nil
         let action = Self.plan([bot], [container]).actions[0]
-        #expect(action.kind == .recreate)
+        #expect(action.kind == .update)
         #expect(action.isUpdate)
         #expect(action.cause.hasPrefix("botmaker upgrade: spec version 1 → \(ContainerSpec.encodingVersion)"), "\(action.cause)")
     }
@@ -154,7 +158,7 @@ import Testing
     @Test func containerWithoutHashIsRecreatedUnlessAdopted() {
         let bot = Self.bot()
         let legacy = Self.container(bot, .running, hash: .some(nil))
-        #expect(Self.plan([bot], [legacy]).actions.map(\.kind) == [.recreate])
+        #expect(Self.plan([bot], [legacy]).actions.map(\.kind) == [.update])
         let adopted = Self.plan([bot], [legacy], adopted: [legacy.id: bot.config.specHash])
         #expect(adopted.actions.isEmpty)
         #expect(adopted.statusUpdates.first?.specHash == bot.config.specHash)

@@ -325,6 +325,26 @@ public struct DockerService: ContainerRuntime {
         try await removeManaged(id: container.id, botId: botId)
     }
 
+    public func renameContainer(botId: String, containerId: String, to name: String) async throws(ContainerError) {
+        let inspected: ContainerInspect
+        do {
+            inspected = try await client.inspectContainer(containerId)
+        } catch {
+            throw wrapDockerError(error, botId: botId, fallback: .startFailed)
+        }
+        guard inspected.id.hasPrefix(containerId), mayManage(inspected.config.labels, id: inspected.id, botId: botId) else {
+            throw ContainerError(.notManaged, notOwnedMessage("container \(containerId.prefix(12))", labels: inspected.config.labels, id: inspected.id),
+                                 botId: botId)
+        }
+        if inspected.name == "/" + name { return }
+        do {
+            try await client.renameContainer(inspected.id, to: name)
+        } catch {
+            if error.httpStatus == 409 { throw ContainerError(.alreadyExists, "cannot rename to \(name): the name is taken", botId: botId) }
+            throw wrapDockerError(error, botId: botId, fallback: .startFailed)
+        }
+    }
+
     /// Removes a managed container by id (used for orphans and strays, whose names may not match a bot).
     public func removeManagedContainer(id: String, botId: String) async throws(ContainerError) {
         let inspected: ContainerInspect
@@ -388,19 +408,22 @@ public struct DockerService: ContainerRuntime {
         return observed
     }
 
-    /// One inspect of the bot's container name: ours, held by someone else, or nothing.
+    /// Two inspects, of the bot's container name and of its update's previous name: ours, held by someone else, or nothing.
     public func observe(botId: String) async throws(ContainerError) -> ObservedContainers {
-        let name = Self.containerName(for: botId)
-        let container: ContainerInspect
-        do {
-            container = try await client.inspectContainer(name)
-        } catch {
-            if error.httpStatus == 404 { return ObservedContainers() }
-            throw wrapDockerError(error, botId: botId, fallback: .observeFailed)
+        var observed = ObservedContainers()
+        for name in [Self.containerName(for: botId), ContainerDefaults.previousName(for: botId)] {
+            let container: ContainerInspect
+            do {
+                container = try await client.inspectContainer(name)
+            } catch {
+                if error.httpStatus == 404 { continue }
+                throw wrapDockerError(error, botId: botId, fallback: .observeFailed)
+            }
+            // Docker falls back to id-prefix matching: only the exact name counts.
+            guard container.name == "/" + name else { continue }
+            observed.record(Self.info(of: container), as: ownership(container.config.labels, id: container.id))
         }
-        // Docker falls back to id-prefix matching: only the exact name counts.
-        guard container.name == "/" + name else { return ObservedContainers() }
-        return .of(Self.info(of: container), as: ownership(container.config.labels, id: container.id))
+        return observed
     }
 
     public func observe(containerId: String) async throws(ContainerError) -> ContainerInfo? {

@@ -12,7 +12,7 @@ public enum WorkKey: Hashable, Sendable, CustomStringConvertible {
     }
 
     public static func forContainer(named name: String, botId: String, id: String) -> WorkKey {
-        name == ContainerDefaults.containerName(for: botId) ? .bot(botId) : .container(id)
+        name == ContainerDefaults.containerName(for: botId) || name == ContainerDefaults.previousName(for: botId) ? .bot(botId) : .container(id)
     }
 
     public var description: String {

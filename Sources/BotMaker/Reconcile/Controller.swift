@@ -46,6 +46,8 @@ public final class Controller: Sendable {
         public var pullTimeout: TimeInterval = 600
         /// Where registry credentials are read (Docker's `config.json`).
         public var registryCredentials = RegistryCredentialStore()
+        /// When a switch-over's new container is confirmed or rolled back, and when a rollout pauses.
+        public var updatePolicy = UpdatePolicy()
         public init(concurrency: Int = 4, backoff: Backoff = .init()) {
             self.concurrency = max(1, concurrency)
             self.backoff = backoff
@@ -67,8 +69,9 @@ public final class Controller: Sendable {
     private let transientFailures = NIOLockedValueBox<[WorkKey: Int]>([:])
     /// Whether the last resync engaged the mass-removal guard: workers then hold unexplained removals too.
     private let removalsHeld = NIOLockedValueBox(false)
-    /// Updates in progress, and the keys waiting for one to finish (in arrival order).
-    private let updates = NIOLockedValueBox<(running: Int, waiting: [WorkKey])>((0, []))
+    /// Keys with an update in progress (a switch-over holds its slot until confirmed or rolled back), and the keys
+    /// waiting for a slot (in arrival order).
+    private let updates = NIOLockedValueBox<(running: Set<WorkKey>, waiting: [WorkKey])>(([], []))
 
     /// `state` nil: the data root beside the secrets root, as `data` (tests).
     public init(store: Store, runtime: any ContainerRuntime, secrets: SecretsManager, state: StateDirectories? = nil,
@@ -98,6 +101,9 @@ public final class Controller: Sendable {
     /// Whether the last resync engaged the mass-removal guard.
     public var isHoldingRemovals: Bool { removalsHeld.withLockedValue { $0 } }
 
+    /// Bots whose switch-over is under way (not yet confirmed or rolled back).
+    public var updatesInProgress: Int { updates.withLockedValue { $0.running.count } }
+
     // MARK: - Whole fleet
 
     /// The level-triggered full comparison: one store read and one list call. Queues every key that
@@ -105,7 +111,7 @@ public final class Controller: Sendable {
     @discardableResult
     public func resync() async throws -> FleetView {
         let view = try await FleetView.load(store: store, runtime: runtime, secrets: secrets, state: state, now: clock.now(),
-                                            allowMassRemoval: settings.allowMassRemoval, createKey: true)
+                                            allowMassRemoval: settings.allowMassRemoval, createKey: true, updatePolicy: settings.updatePolicy)
         removalsHeld.withLockedValue { $0 = view.removalGuard != nil }
         if view.removalGuard != view.snapshot.removalGuard {
             if let reason = view.removalGuard {
@@ -167,9 +173,16 @@ public final class Controller: Sendable {
             group.addTask { await controller.runWorkers() }
             await withGracefulShutdownHandler {
                 await controller.queue.waitUntilIdle()
-                // Bots waiting for a pull hold no worker: the run ends when the pulls have landed and their bots are done.
-                while await !controller.puller.isIdle, !Task.isShuttingDownGracefully {
-                    await controller.puller.waitUntilIdle()
+                // Bots waiting for a pull hold no worker: the run ends when the pulls have landed and their bots are done,
+                // and when every switch-over it started is confirmed or rolled back (never left half-way).
+                while !Task.isShuttingDownGracefully {
+                    if await !controller.puller.isIdle {
+                        await controller.puller.waitUntilIdle()
+                    } else if controller.updatesInProgress > 0 {
+                        try? await Task.sleep(for: .milliseconds(100))
+                    } else {
+                        break
+                    }
                     await controller.queue.waitUntilIdle()
                 }
             } onGracefulShutdown: {
@@ -222,7 +235,9 @@ public final class Controller: Sendable {
             switch BotValidation.validate(row, secretsRoot: secrets.root, dataRoot: self.state.root) {
             case .valid(var bot):
                 secrets.resolve(&bot, createKey: true)
-                if bot.pullPolicy == .always { bot.resolvedImageId = (try? await runtime.image(bot.config.image))??.id }
+                if bot.pullPolicy == .always || state.status?.failedUpdateHash != nil {
+                    bot.resolvedImageId = (try? await runtime.image(bot.config.image))??.id
+                }
                 desired.append(bot)
             case .invalid(let bot): invalid.append(bot)
             }
@@ -238,9 +253,11 @@ public final class Controller: Sendable {
         }
         let statuses = state.status.map { [id: $0] } ?? [:]
         let adopted = await FleetView.adoptions(runtime: runtime, observed: observed, desired: desired, statuses: statuses)
+        let probes = await FleetView.updateProbes(runtime: runtime, observed: observed, botIds: desired.map(\.id))
         let now = clock.now()
         let plan = Planner.plan(PlannerInput(desired: desired, invalid: invalid, observed: observed, statuses: statuses,
-                                             adoptedHashes: adopted, ownerId: store.ownerId, now: now))
+                                             adoptedHashes: adopted, ownerId: store.ownerId, now: now, updatePolicy: settings.updatePolicy,
+                                             probes: probes))
         return await apply(plan, key: key, prior: state.status)
     }
 
@@ -256,8 +273,7 @@ public final class Controller: Sendable {
         }
         guard let container else { return KeyReport(key: key, actions: [], results: []) }
         // A container carrying a bot's name is that bot's business.
-        if container.name.hasPrefix(ContainerDefaults.namePrefix) {
-            let nameId = String(container.name.dropFirst(ContainerDefaults.namePrefix.count))
+        if let nameId = ContainerDefaults.botId(inName: container.name) {
             let hasRow = (try? await store.botState(id: nameId).row) != nil
             if hasRow || WorkKey.forContainer(named: container.name, botId: container.botId, id: container.id) != key {
                 queue.add(.bot(nameId))
@@ -283,6 +299,8 @@ public final class Controller: Sendable {
         var results: [ActionResult] = []
         var heldActions: [PlannedAction] = []
         var prior = plan.statusUpdates.last ?? prior
+        // Whether this key has a switch-over under way once its actions are done (it then keeps its update slot).
+        var switching = plan.actions.contains { $0.previousContainerId != nil }
         for var action in plan.actions {
             if action.kind == .remove, action.isOrphan, removalsHeld.withLockedValue({ $0 }),
                (try? await store.isTombstoned(action.botId)) != true {
@@ -294,7 +312,8 @@ public final class Controller: Sendable {
             }
             var image: ImageInfo?
             var pinnedImage: String?
-            if action.kind == .create || action.kind == .recreate {
+            let needsImage = action.kind == .create || action.kind == .recreate || (action.kind == .update && action.updateStep != .start)
+            if needsImage {
                 switch await imageReadiness(action, key: key, prior: prior) {
                 case .ready(let info, let pinned):
                     image = info
@@ -309,6 +328,14 @@ public final class Controller: Sendable {
                     try? await store.record(statuses: [waiting], events: [])
                     heldActions.append(action)
                     continue
+                case .failed(let error) where action.kind == .update && action.previousContainerId != nil:
+                    // The bot is down between the steps of a switch-over: the previous container comes back at once.
+                    let result = await rollBack(after: action, error: error, prior: prior, key: key)
+                    results.append(result.result)
+                    heldActions.append(result.result.action)
+                    prior = result.status ?? prior
+                    switching = false
+                    continue
                 case .failed(let error):
                     let status = await record(action, prior: prior, observed: nil, created: nil, healthLog: nil, error: error)
                     metrics.action(kind: action.kind.rawValue, result: "error")
@@ -320,7 +347,19 @@ public final class Controller: Sendable {
                     continue
                 }
             }
-            if action.isUpdate, !takeUpdateSlot(key) {
+            if action.kind == .update, action.updateStep == .begin, let paused = await rolloutPause(action, image: image) {
+                action.kind = .blocked
+                action.errorCode = .rolloutPaused
+                action.cause = paused
+                await recordPaused(action, prior: prior)
+                heldActions.append(action)
+                switching = false
+                continue
+            }
+            // A switch-over that is under way (after a restart of botmaker, too) holds its slot whatever the limit.
+            let continuing = action.previousContainerId != nil && (action.kind == .update || action.kind == .confirm || action.kind == .rollback)
+            if continuing { holdUpdateSlot(key) }
+            if action.isUpdate, !continuing, !takeUpdateSlot(key) {
                 // The pull this bot waited for (if any) stays its own until it gets a slot.
                 action.kind = .wait
                 action.cause = "update waits its turn (at most \(settings.maxParallelUpdates) at a time): \(action.cause)"
@@ -331,18 +370,40 @@ public final class Controller: Sendable {
                 heldActions.append(action)
                 continue
             }
-            if action.kind == .create || action.kind == .recreate { await puller.clearOutcome(for: key) }
+            if needsImage { await puller.clearOutcome(for: key) }
             if action.kind.isMutating {
-                let result = await run(action, prior: prior, image: image, pinnedImage: pinnedImage)
-                if action.isUpdate { releaseUpdateSlot() }
+                var result = await run(action, prior: prior, image: image, pinnedImage: pinnedImage)
+                if action.kind == .update, let error = result.result.error {
+                    // The new container could not be made or started. Once the old one is stopped and kept as the
+                    // previous container, the bot is down: it comes back at once, and this target is held.
+                    var kept = action.previousContainerId != nil
+                    if !kept, let observed = try? await runtime.observe(botId: action.botId) {
+                        kept = observed.managed.contains { $0.name == ContainerDefaults.previousName(for: action.botId) }
+                    }
+                    if kept {
+                        var failed = action
+                        if failed.previousContainerId == nil { failed.previousContainerId = action.containerId }
+                        results.append(result.result)
+                        result = await rollBack(after: failed, error: error, prior: result.status ?? prior, key: key)
+                        heldActions.append(result.result.action)
+                    }
+                    switching = false
+                } else if action.kind == .confirm || action.kind == .rollback || action.kind == .recreate {
+                    switching = false
+                } else if action.kind == .update {
+                    // Confirmed (or not) by the next look: a health event, the minimum uptime, or the deadline.
+                    switching = true
+                    requeue(key, at: clock.now().addingTimeInterval(1), force: true)
+                }
                 results.append(result.result)
                 prior = result.status ?? prior
                 if let at = result.result.nextAttemptAt { requeue(key, at: at) }
                 if action.isOrphan && !result.result.succeeded { retryLater(key) }
             } else if action.kind == .wait {
-                requeue(key, at: action.retryAt ?? clock.now().addingTimeInterval(settings.busyRetry))
+                requeue(key, at: action.retryAt ?? clock.now().addingTimeInterval(settings.busyRetry), force: switching)
             }
         }
+        if !switching { releaseUpdateSlot(key) }
         if results.allSatisfy(\.succeeded) { transientFailures.withLockedValue { $0[key] = nil } }
         let held = Set(heldActions.map { "\($0.botId)|\($0.containerId ?? "")" })
         let actions = plan.actions.filter { !(($0.kind == .remove || $0.isUpdate) && held.contains("\($0.botId)|\($0.containerId ?? "")")) } + heldActions
@@ -352,8 +413,9 @@ public final class Controller: Sendable {
     /// Takes an update slot, or queues `key` behind the updates in progress (it is added back when one finishes).
     private func takeUpdateSlot(_ key: WorkKey) -> Bool {
         updates.withLockedValue { updates in
-            if updates.running < settings.maxParallelUpdates {
-                updates.running += 1
+            if updates.running.contains(key) { return true }
+            if updates.running.count < settings.maxParallelUpdates {
+                updates.running.insert(key)
                 updates.waiting.removeAll { $0 == key }
                 return true
             }
@@ -362,11 +424,19 @@ public final class Controller: Sendable {
         }
     }
 
-    /// Frees a slot and queues every waiting key again (in arrival order): they contend anew, so a key whose update is
-    /// no longer needed (its container exited, its row changed) strands no other.
-    private func releaseUpdateSlot() {
+    /// Counts a switch-over found under way (e.g. after a restart) as holding a slot, even above the limit.
+    private func holdUpdateSlot(_ key: WorkKey) {
+        updates.withLockedValue { updates in
+            updates.running.insert(key)
+            updates.waiting.removeAll { $0 == key }
+        }
+    }
+
+    /// Frees `key`'s slot, if it holds one, and queues every waiting key again (in arrival order): they contend anew, so
+    /// a key whose update is no longer needed (its container exited, its row changed) strands no other.
+    private func releaseUpdateSlot(_ key: WorkKey) {
         let waiting = updates.withLockedValue { updates -> [WorkKey] in
-            updates.running -= 1
+            guard updates.running.remove(key) != nil else { return [] }
             defer { updates.waiting = [] }
             return updates.waiting
         }
@@ -406,6 +476,25 @@ public final class Controller: Sendable {
         var created: Created?
         // An unhealthy container's last health check says why: read it before the restart starts a fresh one.
         let healthLog = action.errorCode == .unhealthy ? await lastHealthCheck(botId: action.botId, desired: action.desired) : nil
+        var prior = prior
+        if action.kind == .rollback, action.isFailure {
+            // Recorded before any engine step: a crash in the middle of the rollback finishes it, never retries the target.
+            prior = await recordRollbackIntent(action, prior: prior)
+            Failpoint.hit("rollback.after-record")
+        } else if action.kind == .update, action.updateStep == .begin {
+            var intent = prior ?? BotStatus(botId: action.botId)
+            intent.updatePhase = "switching"
+            intent.updateStartedAt = clock.now()
+            intent.previousContainerId = action.containerId
+            intent.previousConfig = intent.appliedConfig
+            intent.previousImageId = intent.imageId
+            intent.inFlightAction = action.kind.inFlightName
+            intent.inFlightSince = clock.now()
+            do { try await store.record(statuses: [intent], events: []) } catch {
+                logger.error("cannot record the update under way", metadata: ["error": "\(error)"])
+            }
+            prior = intent
+        }
         do {
             (observed, created) = try await perform(action, image: image, pinnedImage: pinnedImage)
         } catch let failure {
@@ -420,7 +509,35 @@ public final class Controller: Sendable {
             logger.info("action done", metadata: ["cause": "\(action.cause)", "seconds": "\(String(format: "%.3f", seconds))"])
         }
         let status = await record(action, prior: prior, observed: observed, created: created, healthLog: healthLog, error: error)
-        return (ActionResult(action: action, error: error, seconds: seconds, nextAttemptAt: status?.nextAttemptAt), status)
+        // A rollback that worked still reports the update's failure (a one-shot exits 1).
+        let reported = error ?? (action.kind == .rollback && action.isFailure
+                                 ? ContainerError(.updateRolledBack, status?.lastErrorMessage ?? action.cause, botId: action.botId) : nil)
+        return (ActionResult(action: action, error: reported, seconds: seconds, nextAttemptAt: status?.nextAttemptAt), status)
+    }
+
+    /// Records a failed switch-over before it is rolled back: `UPDATE_ROLLED_BACK` with the reason, and its target (spec hash
+    /// and image ID), which is then not tried again.
+    private func recordRollbackIntent(_ action: PlannedAction, prior: BotStatus?) async -> BotStatus {
+        let now = clock.now()
+        var status = prior ?? BotStatus(botId: action.botId)
+        status.failedUpdateHash = action.desired?.config.specHash
+        // The target's image: what the bot's reference names on the engine now (the new container was made from it).
+        if let image = action.desired?.config.image { status.failedUpdateImageId = (try? await runtime.image(image))??.id }
+        status.rolledBackFromGeneration = action.desired?.generation
+        status.rolloutFailure = true
+        status.updatePhase = "rolling back"
+        let message = "update to generation \(action.desired.map { String($0.generation) } ?? "?") rolled back: \(action.cause)"
+        status.lastErrorCode = ContainerError.Code.updateRolledBack.rawValue
+        status.lastErrorMessage = message
+        status.lastErrorAt = now
+        status.nextAttemptAt = nil
+        status.failedGeneration = action.desired?.generation
+        let event = BotEvent(at: now, botId: action.botId, action: "rollback", result: "error",
+                             errorCode: ContainerError.Code.updateRolledBack.rawValue, message: message)
+        do { try await store.record(statuses: [status], events: [event]) } catch {
+            logger.error("cannot record the rollback", metadata: ["bot.id": "\(action.botId)", "error": "\(error)"])
+        }
+        return status
     }
 
     private func markInFlight(_ status: BotStatus?, logger: Logger) async {
@@ -448,6 +565,15 @@ public final class Controller: Sendable {
             try await runtime.removeContainer(botId: botId)
             let created = try await createAndStart(action, image: image, pinnedImage: nil)
             return (created.status, created)
+        case .update:
+            return try await performUpdate(action, image: image)
+        case .confirm:
+            if let previous = action.previousContainerId {
+                Failpoint.hit("confirm.before-remove")
+                try await runtime.removeManagedContainer(id: previous, botId: botId)
+            }
+        case .rollback:
+            try await performRollback(action)
         case .remove:
             if action.isOrphan, let id = action.containerId {
                 try await runtime.removeManagedContainer(id: id, botId: botId)
@@ -459,6 +585,85 @@ public final class Controller: Sendable {
             return (nil, nil)
         }
         return (await statusAfterAction(botId: botId), nil)
+    }
+
+    /// One step of a switch-over (see ``PlannedAction/UpdateStep``). The old container is stopped before the new one
+    /// starts: never two copies of a bot at once.
+    private func performUpdate(_ action: PlannedAction, image: ImageInfo?) async throws(ContainerError) -> (ContainerStatus?, Created?) {
+        let botId = action.botId
+        switch action.updateStep ?? .begin {
+        case .begin:
+            if let old = action.containerId {
+                try await runtime.stopContainer(botId: botId)
+                Failpoint.hit("update.after-stop")
+                try await runtime.renameContainer(botId: botId, containerId: old, to: ContainerDefaults.previousName(for: botId))
+                Failpoint.hit("update.after-rename")
+            }
+        case .replace:
+            if let stale = action.containerId { try await runtime.removeManagedContainer(id: stale, botId: botId) }
+        case .start:
+            try await runtime.startContainer(botId: botId)
+            Failpoint.hit("update.after-start")
+            return (await statusAfterAction(botId: botId), nil)
+        case .create:
+            break
+        }
+        let created = try await createAndStart(action, image: image, pinnedImage: nil)
+        Failpoint.hit("update.after-start")
+        return (created.status, created)
+    }
+
+    /// Removes the new container (whatever holds the bot's name, if ours), renames the previous one back and starts it.
+    private func performRollback(_ action: PlannedAction) async throws(ContainerError) {
+        let botId = action.botId
+        guard let previous = action.previousContainerId else { return }
+        try await runtime.removeContainer(botId: botId)
+        Failpoint.hit("rollback.after-remove")
+        try await runtime.renameContainer(botId: botId, containerId: previous, to: ContainerDefaults.containerName(for: botId))
+        Failpoint.hit("rollback.after-rename")
+        if action.desired?.desiredState == .running { try await runtime.startContainer(botId: botId, containerId: previous) }
+    }
+
+    /// Rolls a switch-over back after its step failed with `error` (the new container could not be made or started).
+    private func rollBack(after action: PlannedAction, error: ContainerError, prior: BotStatus?, key: WorkKey) async -> (result: ActionResult, status: BotStatus?) {
+        var rollback = PlannedAction(botId: action.botId, containerName: action.containerName, kind: .rollback,
+                                     cause: "the new container could not be made or started: \(error.code.rawValue): \(error.message)",
+                                     containerId: nil, desired: action.desired, errorCode: .updateRolledBack)
+        rollback.previousContainerId = action.previousContainerId
+        rollback.isFailure = true
+        rollback.isUpdate = true
+        return await run(rollback, prior: prior, image: nil)
+    }
+
+    /// Why an update to `image` must wait: its rollout is paused after too many rollbacks (nil: it may go on).
+    private func rolloutPause(_ action: PlannedAction, image: ImageInfo?) async -> String? {
+        guard let target = image?.id ?? action.desired?.resolvedImageId,
+              let failed = try? await store.rolloutFailures(imageId: target) else { return nil }
+        let limit = settings.updatePolicy.maxFailedUpdates
+        guard failed.count >= limit, !failed.contains(action.botId) else { return nil }
+        return "the rollout of \(Planner.shortImage(target)) is paused after \(failed.count) rolled-back updates ("
+            + failed.prefix(5).joined(separator: ", ") + (failed.count > 5 ? ", …" : "")
+            + "); this bot keeps running its current spec until the target changes or `botmaker rollout resume`"
+    }
+
+    private func recordPaused(_ action: PlannedAction, prior: BotStatus?) async {
+        var status = prior ?? BotStatus(botId: action.botId)
+        var events: [BotEvent] = []
+        let now = clock.now()
+        if status.lastErrorCode != ContainerError.Code.rolloutPaused.rawValue || status.lastErrorMessage != action.cause {
+            status.lastErrorAt = now
+            events.append(BotEvent(at: now, botId: action.botId, action: "update", result: "error",
+                                   errorCode: ContainerError.Code.rolloutPaused.rawValue, message: action.cause))
+        }
+        status.lastErrorCode = ContainerError.Code.rolloutPaused.rawValue
+        status.lastErrorMessage = action.cause
+        status.nextAttemptAt = nil
+        status.waitingFor = "rollout resume"
+        status.waitUntil = nil
+        status.lastReconciledAt = now
+        do { try await store.record(statuses: [status], events: events) } catch {
+            logger.error("cannot record status", metadata: ["bot.id": "\(action.botId)", "error": "\(error)"])
+        }
     }
 
     /// The container's state after a successful action; best effort: a failed look does not undo the action.
@@ -473,6 +678,7 @@ public final class Controller: Sendable {
     /// secrets, host ports), creates it and starts it when the bot should run.
     private func createAndStart(_ action: PlannedAction, image: ImageInfo?, pinnedImage: String?) async throws(ContainerError) -> Created {
         guard var bot = action.desired else { throw ContainerError(.invalidSpec, "no desired spec", botId: action.botId) }
+        if let restoring = action.restoring { bot.config = restoring }
         do {
             try secrets.ensureDirectory(for: bot.id)
         } catch {
@@ -482,6 +688,10 @@ public final class Controller: Sendable {
         // Values and digests are read together now, so the label always describes the values the container got.
         if let problem = secrets.resolveDigests(for: bot.id, config: &bot.config, createKey: true) {
             throw ContainerError(.secretsError, problem, botId: bot.id)
+        }
+        if let restoring = action.restoring, bot.config.secretDigests != restoring.secretDigests {
+            throw ContainerError(.updateRolledBack, "cannot make the rolled-back spec again: secrets its environment used have changed since; "
+                                 + "`botmaker bot retry \(bot.id)` deploys the new target", botId: bot.id)
         }
         let environment: [String]
         do { environment = try secrets.resolveEnvironment(for: bot.id, config: bot.config) } catch {
@@ -551,7 +761,7 @@ public final class Controller: Sendable {
         // A repair (no container, the same spec as the last one) comes back on the image the bot ran, not on what the
         // tag points to now: only an update deploys a moved tag.
         if action.kind == .create, let pinned = prior?.imageId, pinned != present?.id, prior?.specHash != nil,
-           Self.sameSpec(prior?.appliedSpec, bot), let info = try? await runtime.image(pinned) {
+           action.restoring != nil || Self.sameSpec(prior?.appliedSpec, bot), let info = try? await runtime.image(pinned) {
             return .ready(info, pinned: true)
         }
         switch bot.pullPolicy {
@@ -640,10 +850,38 @@ public final class Controller: Sendable {
                         row.publishedPorts = created.published.isEmpty ? nil : created.published.map(\.description).joined(separator: ", ")
                         row.imageId = created.image?.id
                         row.imageDigest = created.image?.digest(for: created.reference)
+                        row.appliedConfig = (try? JSONEncoder.canonical.encode(created.config)).map { String(decoding: $0, as: UTF8.self) }
                     }
                     if let requested = bot.restartRequestedAt, bot.desiredState == .running, action.kind != .stop {
                         row.restartObservedAt = requested
                     }
+                }
+                switch action.kind {
+                case .update:
+                    row.updatePhase = "confirming"
+                    row.updateStartedAt = row.updateStartedAt ?? now
+                    row.waitingFor = "update confirmation"
+                    row.waitUntil = now.addingTimeInterval(settings.updatePolicy.timeout)
+                case .confirm:
+                    row.clearUpdate()
+                    row.clearFailedUpdate()
+                case .rollback:
+                    // The bot is back on what the previous container was made from.
+                    let restored = row.previousConfig.flatMap { try? JSONDecoder().decode(ContainerConfig.self, from: Data($0.utf8)) }
+                    row.specHash = restored?.specHash
+                    row.appliedSpec = restored.map { String(decoding: $0.spec.canonicalEncoding, as: UTF8.self) }
+                    row.appliedConfig = row.previousConfig
+                    row.imageId = row.previousImageId
+                    row.imageDigest = nil
+                    row.clearUpdate()
+                    if let prior, prior.lastErrorCode == ContainerError.Code.updateRolledBack.rawValue {
+                        row.lastErrorCode = prior.lastErrorCode
+                        row.lastErrorMessage = prior.lastErrorMessage
+                        row.lastErrorAt = prior.lastErrorAt
+                        row.failedGeneration = prior.failedGeneration
+                    }
+                default:
+                    break
                 }
                 if let observed {
                     row.containerId = observed.id
@@ -702,9 +940,10 @@ public final class Controller: Sendable {
         requeue(key, at: retryAt)
     }
 
-    /// Brings `key` back at `deadline` (a wait holds no worker), unless deadlines are not followed.
-    private func requeue(_ key: WorkKey, at deadline: Date) {
-        if settings.followsDeadlines { queue.add(key, at: deadline) }
+    /// Brings `key` back at `deadline` (a wait holds no worker), unless deadlines are not followed; `force`: always
+    /// (the one-shot follows a switch-over to its end).
+    private func requeue(_ key: WorkKey, at deadline: Date, force: Bool = false) {
+        if settings.followsDeadlines || force { queue.add(key, at: deadline) }
     }
 }
 

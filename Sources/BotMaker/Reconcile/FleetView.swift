@@ -13,7 +13,7 @@ public struct FleetView: Sendable {
     /// that the store has not seen before (containers made by an older botmaker).
     /// `createKey`: whether the secrets' digest key may be made (false for the side-effect-free dry run).
     public static func load(store: Store, runtime: any ContainerRuntime, secrets: SecretsManager, state: StateDirectories, now: Date,
-                            allowMassRemoval: Bool = false, createKey: Bool = false) async throws -> FleetView {
+                            allowMassRemoval: Bool = false, createKey: Bool = false, updatePolicy: UpdatePolicy = .init()) async throws -> FleetView {
         let snapshot = try await store.snapshot()
         var desired: [DesiredBot] = []
         var invalid: [InvalidBot] = []
@@ -25,19 +25,22 @@ public struct FleetView: Sendable {
             case .invalid(let bot): invalid.append(bot)
             }
         }
-        // `always` bots follow their tag: one image inspect per image they use (none for the other policies).
+        // `always` bots follow their tag, and a bot whose update was rolled back is held only while its target's image is
+        // the failed one: one image inspect per image they use (none for the others).
+        func needsImage(_ bot: DesiredBot) -> Bool { bot.pullPolicy == .always || snapshot.statuses[bot.id]?.failedUpdateHash != nil }
         var resolved: [String: String] = [:]
-        for image in Set(desired.filter { $0.pullPolicy == .always }.map(\.config.image)) {
+        for image in Set(desired.filter(needsImage).map(\.config.image)) {
             if let info = try? await runtime.image(image) { resolved[image] = info.id }
         }
-        for index in desired.indices where desired[index].pullPolicy == .always {
+        for index in desired.indices where needsImage(desired[index]) {
             desired[index].resolvedImageId = resolved[desired[index].config.image]
         }
         let observed = try await runtime.observe()
         let adopted = await adoptions(runtime: runtime, observed: observed, desired: desired, statuses: snapshot.statuses)
+        let probes = await updateProbes(runtime: runtime, observed: observed, botIds: desired.map(\.id))
         let plan = Planner.plan(PlannerInput(
             desired: desired, invalid: invalid, observed: observed, statuses: snapshot.statuses, adoptedHashes: adopted,
-            ownerId: store.ownerId, now: now))
+            ownerId: store.ownerId, now: now, updatePolicy: updatePolicy, probes: probes))
         // The guard: removals nobody asked for (no tombstone), too many of them at once.
         let unexplained = RemovalGuard.unexplained(plan, tombstones: snapshot.tombstones)
         let ours = observed.managed.filter { store.ownerId.isEmpty || $0.owner == store.ownerId }.count
@@ -63,13 +66,31 @@ public struct FleetView: Sendable {
         return adopted
     }
 
+    /// For bots with an update in progress (a previous container exists): one inspect of the new container, which says
+    /// when it started, whether Docker restarted it, and its last health check.
+    static func updateProbes(runtime: any ContainerRuntime, observed: ObservedContainers, botIds: [String]) async -> [String: ContainerStatus] {
+        let names = Set(observed.managed.map(\.name))
+        var probes: [String: ContainerStatus] = [:]
+        for id in botIds where names.contains(ContainerDefaults.previousName(for: id)) && names.contains(ContainerDefaults.containerName(for: id)) {
+            if let status = try? await runtime.getContainerStatus(botId: id) { probes[id] = status }
+        }
+        return probes
+    }
+
     /// The view's plan with the actions of the keys that were worked replaced by what their workers planned.
     public func merging(_ reports: [KeyReport]) -> Plan {
-        var worked = Dictionary(reports.map { ($0.key, $0.actions) }, uniquingKeysWith: { _, last in last })
+        // A key worked more than once (a switch-over: update, then confirm or rollback) shows every action it performed,
+        // in order, and what it planned last.
+        var worked: [WorkKey: [PlannedAction]] = [:]
+        var performed: [WorkKey: [PlannedAction]] = [:]
+        for report in reports {
+            worked[report.key] = (performed[report.key] ?? []) + report.actions
+            performed[report.key, default: []] += report.results.map(\.action)
+        }
         var merged = Plan()
         for action in plan.actions where worked[action.workKey] == nil { merged.actions.append(action) }
         for key in worked.keys.sorted(by: { $0.description < $1.description }) { merged.actions += worked.removeValue(forKey: key) ?? [] }
-        merged.sortActions()
+        merged.actions.sort { $0.containerName < $1.containerName }  // stable: a key's actions stay in order
         return merged
     }
 

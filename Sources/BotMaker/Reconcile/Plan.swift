@@ -20,11 +20,18 @@ public struct PlannedAction: Sendable, Equatable {
         case wait
         /// A container of our instance without an owner label that is none of our bots': reported, never touched.
         case unowned
+        /// The switch-over to a changed spec, or its next step after a crash: stop the old container and rename it
+        /// `botmaker-<id>.previous`, create and start the new one (confirmed later, or rolled back).
+        case update
+        /// The new container is confirmed: the previous one is removed.
+        case confirm
+        /// The new container failed (or the update is no longer wanted): it is removed and the previous one comes back.
+        case rollback
 
         /// True for kinds that call Docker to change something.
         public var isMutating: Bool {
             switch self {
-            case .create, .start, .stop, .restart, .recreate, .remove: true
+            case .create, .start, .stop, .restart, .recreate, .remove, .update, .confirm, .rollback: true
             case .invalid, .blocked, .wait, .unowned: false
             }
         }
@@ -38,18 +45,22 @@ public struct PlannedAction: Sendable, Equatable {
             case .restart: "restarting"
             case .recreate: "recreating"
             case .remove: "removing"
+            case .update: "updating"
+            case .confirm: "confirming"
+            case .rollback: "rolling back"
             case .invalid, .blocked, .wait, .unowned: rawValue
             }
         }
 
-        /// The plan symbol: `+` create, `~` start/stop/restart, `-/+` recreate, `-` remove, `!` invalid or blocked, `…` wait,
-        /// `?` unowned.
+        /// The plan symbol: `+` create, `~` start/stop/restart, `-/+` recreate or update, `-` remove (and a confirmed
+        /// update's previous container), `<-` rollback, `!` invalid or blocked, `…` wait, `?` unowned.
         public var symbol: String {
             switch self {
             case .create: "+"
             case .start, .stop, .restart: "~"
-            case .recreate: "-/+"
-            case .remove: "-"
+            case .recreate, .update: "-/+"
+            case .remove, .confirm: "-"
+            case .rollback: "<-"
             case .invalid, .blocked: "!"
             case .wait: "…"
             case .unowned: "?"
@@ -71,8 +82,29 @@ public struct PlannedAction: Sendable, Equatable {
     public var isOrphan: Bool
     /// For `wait`: when to look at the bot again (nil: as soon as an event says something changed, or shortly).
     public var retryAt: Date?
-    /// A recreate of a running container: an update, paced by `--max-parallel-updates`.
+    /// A recreate of a running container, or a switch-over: an update, paced by `--max-parallel-updates`.
     public var isUpdate = false
+    /// Where a switch-over goes on from.
+    public enum UpdateStep: String, Sendable, Codable {
+        /// The old container runs under the bot's name: stop it, rename it to the previous name, make the new one.
+        case begin
+        /// Only the previous container exists: make the new one.
+        case create
+        /// The new container exists but never started: start it.
+        case start
+        /// The new container is of an older target, unconfirmed: remove it, make the new one.
+        case replace
+    }
+
+    /// For `update`: which step.
+    public var updateStep: UpdateStep?
+    /// For the steps of a switch-over: the previous container (`botmaker-<id>.previous`), when it exists.
+    public var previousContainerId: String?
+    /// For `rollback`: the new container failed (recorded as `UPDATE_ROLLED_BACK`, its target held); false when the
+    /// update is only no longer wanted, or the rollback was already recorded.
+    public var isFailure = false
+    /// For a `create` of a bot whose update was rolled back: the config its container had (never the failed target).
+    public var restoring: ContainerConfig?
 
     public init(botId: String, containerName: String, kind: Kind, cause: String, containerId: String? = nil,
                 desired: DesiredBot? = nil, errorCode: ContainerError.Code? = nil, isOrphan: Bool = false, retryAt: Date? = nil) {

@@ -19,7 +19,7 @@ public enum PlanRenderer {
                 line += outcome.error.map { " → FAILED \($0.code.rawValue): \($0.message)" } ?? " → done"
             }
             lines.append(line)
-            if action.kind == .create || action.kind == .recreate, let bot = action.desired {
+            if action.kind == .create || action.kind == .recreate || (action.kind == .update && action.previousContainerId == nil), let bot = action.desired {
                 // Environment from secrets shows its source (`KEY=@secret:NAME`), never a value.
                 let fromSecrets = bot.config.secretEnvironment.map { " \($0.key)=\(SecretEnvironment.prefix)\($0.secret)" }.joined()
                 lines.append("      image: \(bot.config.image)  env: \(maskedEnvironment(bot.config.environment))\(fromSecrets)")
@@ -32,7 +32,9 @@ public enum PlanRenderer {
     public static func summary(_ plan: Plan, results: [ActionResult]? = nil) -> String {
         if plan.actions.isEmpty { return "No changes. Containers match the desired state." }
         var text = "Plan: \(plan.count(.create)) to create, \(plan.count(.start)) to start, \(plan.count(.stop)) to stop, "
-            + "\(plan.count(.restart)) to restart, \(plan.count(.recreate)) to recreate, \(plan.count(.remove)) to remove; "
+            + "\(plan.count(.restart)) to restart, \(plan.count(.recreate)) to recreate, \(plan.count(.remove)) to remove"
+            + (plan.count(.update) + plan.count(.confirm) + plan.count(.rollback) > 0
+               ? ", \(plan.count(.update)) to update, \(plan.count(.confirm)) to confirm, \(plan.count(.rollback)) to roll back" : "") + "; "
             + "\(plan.count(.invalid)) invalid, \(plan.count(.blocked)) blocked, \(plan.count(.wait)) waiting"
             + (plan.count(.unowned) > 0 ? "; \(plan.count(.unowned)) unowned (left alone)." : ".")
         if let results {

@@ -12,9 +12,17 @@ public struct PlannerInput: Sendable {
     /// Nil: every managed container observed is ours (as before identities existed).
     public var ownerId: String?
     public var now: Date
+    /// When a switch-over's new container is confirmed or has failed.
+    public var updatePolicy: UpdatePolicy
+    /// Bot id → an inspect of its new container, for bots with a previous container (an update in progress): when it
+    /// started, whether Docker restarted it, its last health check.
+    public var probes: [String: ContainerStatus]
 
     public init(desired: [DesiredBot], invalid: [InvalidBot] = [], observed: ObservedContainers, statuses: [String: BotStatus] = [:],
-                adoptedHashes: [String: String] = [:], ownerId: String? = nil, now: Date) {
+                adoptedHashes: [String: String] = [:], ownerId: String? = nil, now: Date, updatePolicy: UpdatePolicy = .init(),
+                probes: [String: ContainerStatus] = [:]) {
+        self.updatePolicy = updatePolicy
+        self.probes = probes
         self.ownerId = ownerId
         self.desired = desired
         self.invalid = invalid
@@ -45,18 +53,27 @@ public enum Planner {
         let knownIds = Set(input.desired.map(\.id)).union(input.invalid.map(\.id))
         var claimed = Set<String>()
 
+        // An update's previous container belongs to its bot (never a stray or an orphan while the row exists).
+        func previous(of id: String) -> ContainerInfo? {
+            byName[ContainerDefaults.previousName(for: id)].flatMap { $0.botId == id && !isUnowned($0) ? $0 : nil }
+        }
         for bot in input.desired {
             let name = ContainerDefaults.containerName(for: bot.id)
             let container = byName[name]
             if let container { claimed.insert(container.id) }
-            let decision = decide(bot: bot, container: container, input: input)
-            apply(decision, bot: bot, container: container, input: input, into: &plan)
+            let previous = previous(of: bot.id)
+            if let previous { claimed.insert(previous.id) }
+            let decision = previous.map { decideSwitchOver(bot: bot, current: container, previous: $0, input: input) }
+                ?? decide(bot: bot, container: container, input: input)
+            apply(decision, bot: bot, container: container, previous: previous, input: input, into: &plan)
         }
 
         for bot in input.invalid {
             let name = ContainerDefaults.containerName(for: bot.id)
             let container = BotValidation.idProblem(bot.id) == nil ? byName[name] : nil
             if let container { claimed.insert(container.id) }
+            // Left where it is while the row is invalid: the row may be fixed back to either spec.
+            if BotValidation.idProblem(bot.id) == nil, let previous = previous(of: bot.id) { claimed.insert(previous.id) }
             if bot.desiredState == .absent, let container {
                 plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .remove, cause: "desired absent",
                                                   containerId: container.id))
@@ -80,7 +97,9 @@ public enum Planner {
             }
             let expectedName = ContainerDefaults.containerName(for: container.botId)
             let cause: String
-            if container.name != expectedName {
+            if container.name == ContainerDefaults.previousName(for: container.botId), !knownIds.contains(container.botId) {
+                cause = "orphan: previous container of an update, and no row in bots"
+            } else if container.name != expectedName {
                 cause = "stray: named \(container.name), not \(expectedName)"
             } else if knownIds.contains(container.botId) {
                 cause = "stray: duplicate container for \(container.botId)"
@@ -102,6 +121,16 @@ public enum Planner {
         case act(PlannedAction.Kind, String)
         case blocked(ContainerError.Code, String)
         case waitForDocker(String)
+        /// A step of a switch-over.
+        case update(PlannedAction.UpdateStep, String)
+        /// A switch-over waits for its new container to be confirmed (or to fail) until then.
+        case waitForConfirmation(String, until: Date)
+        /// Remove the new container and bring the previous one back; `failure`: record `UPDATE_ROLLED_BACK`.
+        case rollback(String, failure: Bool)
+        /// The bot runs the spec its failed update was rolled back to; the failed target is not tried again.
+        case held(String)
+        /// The rolled-back bot has no container: made again from the config it had.
+        case restore(ContainerConfig)
     }
 
     static func decide(bot: DesiredBot, container: ContainerInfo?, input: PlannerInput) -> Decision {
@@ -117,6 +146,7 @@ public enum Planner {
                 if let holder = input.observed.foreignNames[name] {
                     return .blocked(.alreadyExists, "\(name) is held by container \(holder.prefix(12)), which this botmaker database does not manage")
                 }
+                if isFailedTarget(bot, status) { return restoreDecision(bot: bot, status: status) }
                 return .act(.create, "no container")
             case .stopped, .absent:
                 return .converged
@@ -138,19 +168,25 @@ public enum Planner {
             let observedHash = container.specHash ?? input.adoptedHashes[container.id]
                 ?? (status?.containerId == container.id ? status?.specHash : nil)
             if container.state == .removing { return .waitForDocker("container is being removed") }
-            if observedHash != desiredHash {
-                return .act(.recreate, driftCause(bot: bot, container: container, observedHash: observedHash, status: status))
+            // A held bot runs the spec its failed update was rolled back to: that drift is expected, and only repairs happen.
+            let held = isFailedTarget(bot, status)
+            // An update that stopped its old container and was interrupted before the rename goes on as an update.
+            let switching = container.state == .running || container.state == .restarting || status?.updatePhase != nil
+            if observedHash != desiredHash && !held {
+                let cause = driftCause(bot: bot, container: container, observedHash: observedHash, status: status)
+                return switching ? updateDecision(bot: bot, cause: cause, input: input) : .act(.recreate, cause)
             }
             switch container.state {
             case .running:
                 if let requested = bot.restartRequestedAt, requested != status?.restartObservedAt {
                     return .act(.restart, "restart requested at \(requested)")
                 }
-                if bot.pullPolicy == .always, let wanted = bot.resolvedImageId, let have = container.imageId, wanted != have {
-                    return .act(.recreate, "image updated: \(Self.shortImage(have)) → \(Self.shortImage(wanted)) (\(bot.config.image))")
+                if !held, bot.pullPolicy == .always, let wanted = bot.resolvedImageId, let have = container.imageId, wanted != have {
+                    return updateDecision(bot: bot, cause: "image updated: \(Self.shortImage(have)) → \(Self.shortImage(wanted)) (\(bot.config.image))",
+                                          input: input)
                 }
                 if container.health == .unhealthy { return .act(.restart, "unhealthy: the container fails its health check") }
-                return .converged
+                return held ? .held(heldMessage(bot: bot, status: status)) : .converged
             case .restarting:
                 return .blocked(.crashLoop, "Docker keeps restarting \(name)\(container.exitCode.map { "; last exit code \($0)" } ?? "")")
             case .created:
@@ -160,7 +196,7 @@ public enum Planner {
             case .paused:
                 return .blocked(.startFailed, "container is paused; run `docker unpause \(name)`")
             case .dead:
-                return .act(.recreate, "container is dead")
+                return held ? restoreDecision(bot: bot, status: status) : .act(.recreate, "container is dead")
             case .removing:
                 return .waitForDocker("container is being removed")
             case .unknown:
@@ -185,26 +221,77 @@ public enum Planner {
         return "spec changed"
     }
 
-    static func apply(_ decision: Decision, bot: DesiredBot, container: ContainerInfo?, input: PlannerInput, into plan: inout Plan) {
+    static func apply(_ decision: Decision, bot: DesiredBot, container: ContainerInfo?, previous: ContainerInfo? = nil, input: PlannerInput,
+                      into plan: inout Plan) {
         let name = ContainerDefaults.containerName(for: bot.id)
         let prior = input.statuses[bot.id]
         var status = prior ?? BotStatus(botId: bot.id)
         switch decision {
-        case .act(let kind, let cause):
-            if let prior, let retryAt = prior.nextAttemptAt, retryAt > input.now, let code = prior.lastErrorCode,
-               prior.failedGeneration == bot.generation {
-                plan.actions.append(PlannedAction(
-                    botId: bot.id, containerName: name, kind: .wait,
-                    cause: "\(kind.rawValue) after \(code) is backing off until \(Self.format(retryAt)) (failure \(prior.failureCount))",
-                    containerId: container?.id, desired: bot, retryAt: retryAt))
+        case .rollback(let cause, let failure):
+            var action = PlannedAction(botId: bot.id, containerName: name, kind: .rollback, cause: cause, containerId: container?.id,
+                                       desired: bot, errorCode: failure ? .updateRolledBack : nil)
+            action.previousContainerId = previous?.id
+            action.isFailure = failure
+            action.isUpdate = true
+            plan.actions.append(action)
+        case .waitForConfirmation(let cause, let until):
+            var wait = PlannedAction(botId: bot.id, containerName: name, kind: .wait, cause: cause, containerId: container?.id,
+                                     desired: bot, retryAt: until)
+            wait.previousContainerId = previous?.id
+            plan.actions.append(wait)
+            observe(container, into: &status)
+            status.updatePhase = "confirming"
+            status.previousContainerId = previous?.id
+            status.waitingFor = "update confirmation"
+            status.waitUntil = until
+            commit(status, input: input, into: &plan)
+        case .held(let message):
+            plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .blocked, cause: message, containerId: container?.id,
+                                              desired: bot, errorCode: .updateRolledBack))
+            observe(container, into: &status)
+            status.observedGeneration = bot.generation
+            status.waitingFor = nil
+            status.waitUntil = nil
+            status.clearUpdate()
+            if status.lastErrorCode != ContainerError.Code.updateRolledBack.rawValue {
+                status.lastErrorCode = ContainerError.Code.updateRolledBack.rawValue
+                status.lastErrorMessage = message
+                status.lastErrorAt = status.lastErrorAt ?? input.now
+            }
+            commit(status, input: input, into: &plan)
+        case .restore(let config):
+            var action = PlannedAction(botId: bot.id, containerName: name, kind: .create,
+                                       cause: "no container; made again from the spec the failed update was rolled back to",
+                                       containerId: nil, desired: bot)
+            action.restoring = config
+            plan.actions.append(action)
+        case .update(let step, let cause):
+            if step == .begin, let wait = backoffWait(kind: .update, bot: bot, container: container, prior: prior, input: input) {
+                plan.actions.append(wait)
                 observe(container, into: &status)
-                status.waitingFor = retryReason(code)
-                status.waitUntil = retryAt
+                status.waitingFor = retryReason(prior?.lastErrorCode ?? "")
+                status.waitUntil = wait.retryAt
+                commit(status, input: input, into: &plan)
+                return
+            }
+            var action = PlannedAction(botId: bot.id, containerName: name, kind: .update, cause: cause, containerId: container?.id, desired: bot)
+            action.isUpdate = true
+            action.updateStep = step
+            action.previousContainerId = previous?.id
+            plan.actions.append(action)
+        case .act(let kind, let cause):
+            // The steps of a switch-over never back off: the bot is down between them.
+            if previous == nil, let wait = backoffWait(kind: kind, bot: bot, container: container, prior: prior, input: input) {
+                plan.actions.append(wait)
+                observe(container, into: &status)
+                status.waitingFor = retryReason(prior?.lastErrorCode ?? "")
+                status.waitUntil = wait.retryAt
                 commit(status, input: input, into: &plan)
                 return
             }
             var action = PlannedAction(botId: bot.id, containerName: name, kind: kind, cause: cause, containerId: container?.id, desired: bot)
-            action.isUpdate = kind == .recreate && (container?.state == .running || container?.state == .restarting)
+            action.isUpdate = kind == .confirm || (kind == .recreate && (container?.state == .running || container?.state == .restarting))
+            action.previousContainerId = previous?.id
             if kind == .restart, container?.health == .unhealthy, bot.restartRequestedAt == prior?.restartObservedAt || bot.restartRequestedAt == nil {
                 action.errorCode = .unhealthy
             }
@@ -247,8 +334,21 @@ public enum Planner {
                 }
             }
             status.clearError()
+            // A switch-over that finished without its record (a crash after the last step), or a failed target the
+            // row no longer asks for: nothing of it is left to show.
+            status.clearUpdate()
+            status.clearFailedUpdate()
             commit(status, input: input, into: &plan)
         }
+    }
+
+    /// The wait of a bot backing off after a failure of this generation, or nil when it may act now.
+    static func backoffWait(kind: PlannedAction.Kind, bot: DesiredBot, container: ContainerInfo?, prior: BotStatus?, input: PlannerInput) -> PlannedAction? {
+        guard let prior, let retryAt = prior.nextAttemptAt, retryAt > input.now, let code = prior.lastErrorCode,
+              prior.failedGeneration == bot.generation else { return nil }
+        return PlannedAction(botId: bot.id, containerName: ContainerDefaults.containerName(for: bot.id), kind: .wait,
+                             cause: "\(kind.rawValue) after \(code) is backing off until \(Self.format(retryAt)) (failure \(prior.failureCount))",
+                             containerId: container?.id, desired: bot, retryAt: retryAt)
     }
 
     /// Copies what the list call shows about the container into a status row.

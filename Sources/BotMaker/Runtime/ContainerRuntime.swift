@@ -17,7 +17,8 @@ public protocol ContainerRuntime: Sendable {
     /// One call that returns every container of ours and the names in our namespace held by others.
     func observe() async throws(ContainerError) -> ObservedContainers
 
-    /// What the engine has under the bot's container name (ours, foreign, or nothing): one call.
+    /// What the engine has under the bot's container name and its update's previous name (`botmaker-<id>.previous`):
+    /// ours, foreign, or nothing.
     func observe(botId: String) async throws(ContainerError) -> ObservedContainers
 
     /// One container of ours by id, or nil when it is gone or not ours.
@@ -55,6 +56,10 @@ public protocol ContainerRuntime: Sendable {
 
     /// Stops then removes the bot's container; one that is already gone is success.
     func removeContainer(botId: String) async throws(ContainerError)
+
+    /// Renames a container of ours (an update's old container to `botmaker-<id>.previous`, and back). A name that is
+    /// taken is `ALREADY_EXISTS`; a container that is not ours is refused.
+    func renameContainer(botId: String, containerId: String, to name: String) async throws(ContainerError)
 
     /// Removes a container of ours by id (orphans and strays, whose names may not match a bot).
     func removeManagedContainer(id: String, botId: String) async throws(ContainerError)

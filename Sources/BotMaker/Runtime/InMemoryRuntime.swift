@@ -8,7 +8,19 @@ import NIOConcurrencyHelpers
 /// planning; every engine is also tested against the real thing.
 public actor InMemoryRuntime: ContainerRuntime {
     public enum Operation: String, Sendable, CaseIterable {
-        case observe, status, create, start, stop, restart, remove, pull
+        case observe, status, create, start, stop, restart, remove, pull, rename
+    }
+
+    /// What a container made from an image does when it starts (a fixture for updates).
+    public enum StartBehaviour: Sendable, Equatable {
+        /// Has a health check that passes (health `healthy` at once).
+        case healthy
+        /// Has a health check that fails.
+        case unhealthy
+        /// Has a health check that never finishes starting.
+        case starting
+        /// Exits at once with this code.
+        case exits(Int)
     }
 
     /// One container as the engine holds it.
@@ -22,6 +34,9 @@ public actor InMemoryRuntime: ContainerRuntime {
         public var launch: ContainerLaunch?
         /// Nil: no health check.
         public var health: ContainerHealth?
+        public var startedAt: Date?
+        /// The image ID it was made from.
+        public var imageId: String?
     }
 
     public nonisolated let endpoint = "memory://"
@@ -36,6 +51,8 @@ public actor InMemoryRuntime: ContainerRuntime {
     private var missingImages: Set<String> = []
     /// Images a pull can fetch (a missing image not in here fails to pull with `IMAGE_NOT_FOUND`).
     private var registryImages: Set<String> = []
+    private var startBehaviours: [String: StartBehaviour] = [:]
+    private var imageIds: [String: String] = [:]
     private var activeByBot: [String: Int] = [:]
     /// Every operation started, in order: (operation, bot id).
     public private(set) var calls: [(Operation, String)] = []
@@ -74,6 +91,12 @@ public actor InMemoryRuntime: ContainerRuntime {
     }
 
     public func setUnreachable(_ value: Bool) { unreachable = value }
+
+    /// Containers made from `image` behave so when started (nil: they just run, without a health check).
+    public func setStartBehaviour(image: String, _ behaviour: StartBehaviour?) { startBehaviours[image] = behaviour }
+
+    /// The image ID the engine has under `reference` (as a tag moved to another image would change it).
+    public func setImageId(_ reference: String, _ id: String) { imageIds[reference] = id }
 
     /// Makes `image` available to pulls (as a registry that has it).
     public func setInRegistry(_ image: String, _ present: Bool = true) {
@@ -137,9 +160,23 @@ public actor InMemoryRuntime: ContainerRuntime {
 
     public func observe(botId: String) async throws(ContainerError) -> ObservedContainers {
         try await operate(.observe, botId: botId)
-        let name = ContainerDefaults.containerName(for: botId)
-        guard let id = containerId(named: name), let container = containers[id] else { return ObservedContainers() }
-        return .of(info(container), as: ownership(container.labels, id: container.id))
+        var observed = ObservedContainers()
+        for name in [ContainerDefaults.containerName(for: botId), ContainerDefaults.previousName(for: botId)] {
+            guard let id = containerId(named: name), let container = containers[id] else { continue }
+            observed.record(info(container), as: ownership(container.labels, id: container.id))
+        }
+        return observed
+    }
+
+    public func renameContainer(botId: String, containerId: String, to name: String) async throws(ContainerError) {
+        try await operate(.rename, botId: botId)
+        guard let container = containers[containerId], mayManage(container.labels, botId: botId) else {
+            throw ContainerError(.notManaged, "container \(containerId.prefix(12)) is not managed by botmaker", botId: botId)
+        }
+        if container.name == name { return }
+        if self.containerId(named: name) != nil { throw ContainerError(.alreadyExists, "cannot rename to \(name): the name is taken", botId: botId) }
+        containers[containerId]?.name = name
+        emit("rename", containerId)
     }
 
     public func observe(containerId: String) async throws(ContainerError) -> ContainerInfo? {
@@ -160,16 +197,18 @@ public actor InMemoryRuntime: ContainerRuntime {
         let id = makeId()
         containers[id] = Container(
             id: id, name: name,
-            labels: [BotLabels.managed: "true", BotLabels.botId: botId, BotLabels.specHash: config.specHash, BotLabels.instance: instance]
+            labels: [BotLabels.managed: "true", BotLabels.botId: botId, BotLabels.specHash: config.specHash, BotLabels.instance: instance,
+                     BotLabels.specVersion: String(ContainerSpec.encodingVersion)]
                 .merging(owner.map { [BotLabels.owner: $0] } ?? [:]) { a, _ in a },
-            state: .created, config: config, launch: launch)
+            state: .created, config: config, launch: launch,
+            imageId: launch.image ?? imageIds[config.image] ?? "sha256:" + String(config.image.utf8.count))
         emit("create", id)
         return id
     }
 
     public func image(_ reference: String) async throws(ContainerError) -> ImageInfo? {
         if unreachable { throw ContainerError(.networkError, "in-memory engine set unreachable") }
-        return missingImages.contains(reference) ? nil : ImageInfo(id: "sha256:" + String(reference.utf8.count))
+        return missingImages.contains(reference) ? nil : ImageInfo(id: imageIds[reference] ?? "sha256:" + String(reference.utf8.count))
     }
 
     public func pullImage(_ reference: ImageReference, auth: String?, timeout: TimeInterval,
@@ -205,7 +244,18 @@ public actor InMemoryRuntime: ContainerRuntime {
         if containers[id]?.state == .running { return }
         containers[id]?.state = .running
         containers[id]?.exitCode = nil
+        containers[id]?.startedAt = clock.now()
         emit("start", id)
+        switch containers[id]?.config.flatMap({ startBehaviours[$0.image] }) {
+        case .healthy?: containers[id]?.health = .healthy
+        case .unhealthy?: containers[id]?.health = .unhealthy
+        case .starting?: containers[id]?.health = .starting
+        case .exits(let code)?:
+            containers[id]?.state = .exited
+            containers[id]?.exitCode = code
+            emit("die", id)
+        case nil: break
+        }
     }
 
     public func stopContainer(botId: String) async throws(ContainerError) {
@@ -244,7 +294,7 @@ public actor InMemoryRuntime: ContainerRuntime {
         guard let id = containerId(named: ContainerDefaults.containerName(for: botId)), let container = containers[id],
               mayManage(container.labels, botId: botId) else { return nil }
         return ContainerStatus(id: id, state: container.state, running: container.state == .running,
-                               exitCode: container.exitCode, startedAt: nil, finishedAt: nil, health: container.health,
+                               exitCode: container.exitCode, startedAt: container.startedAt, finishedAt: nil, health: container.health,
                                healthLog: container.health == .unhealthy ? "exit code 1: in-memory health check failed" : nil)
     }
 
@@ -373,7 +423,8 @@ public actor InMemoryRuntime: ContainerRuntime {
         return ContainerInfo(id: container.id, name: container.name, botId: container.labels[BotLabels.botId] ?? derived,
                       state: container.state, status: container.state.rawValue, image: container.config?.image ?? "",
                       labels: container.labels, exitCode: container.exitCode,
-                      health: container.state == .running ? container.health : nil)
+                      health: container.state == .running ? container.health : nil,
+                      imageId: container.imageId)
     }
 
     private func emit(_ action: String, _ id: String) {

@@ -13,6 +13,7 @@ public struct DesiredBot: Sendable, Equatable {
     public var pullPolicy: PullPolicy = .missing
     /// For `always` bots: the ID the engine's image under the bot's reference has now (a tag that moved is an update).
     public var resolvedImageId: String?
+    public var updateStrategy: UpdateStrategy = .rollback
 
     public init(id: String, config: ContainerConfig, desiredState: DesiredState, generation: Int64, restartRequestedAt: String? = nil) {
         self.id = id
@@ -87,6 +88,11 @@ public enum BotValidation {
             guard let parsed = PullPolicy(rawValue: text) else { return invalid("pull_policy must be missing, always or never") }
             policy = parsed
         }
+        var strategy = UpdateStrategy.rollback
+        if let text = row.updateStrategy {
+            guard let parsed = UpdateStrategy(rawValue: text) else { return invalid("update_strategy must be rollback or recreate") }
+            strategy = parsed
+        }
         var bot = DesiredBot(
             id: row.id,
             config: config,
@@ -94,6 +100,7 @@ public enum BotValidation {
             generation: row.generation,
             restartRequestedAt: row.restartRequestedAt)
         bot.pullPolicy = policy
+        bot.updateStrategy = strategy
         return .valid(bot)
     }
 

@@ -32,6 +32,7 @@ public struct BotRow: Sendable, Equatable {
     public var security: String?
     public var network: String?
     public var pullPolicy: String?
+    public var updateStrategy: String?
 
     public init(id: String, image: String?, environment: String? = "[]", command: String? = nil, desiredState: String? = "running",
                 restartRequestedAt: String? = nil, generation: Int64 = 1, createdAt: String? = nil, updatedAt: String? = nil) {
@@ -82,6 +83,7 @@ public struct BotRow: Sendable, Equatable {
             case "security": security = text(value)
             case "network": network = text(value)
             case "pull_policy": pullPolicy = text(value)
+            case "update_strategy": updateStrategy = text(value)
             case "bot_id": botIdColumn = text(value) ?? ""
             default: break
             }
@@ -128,9 +130,41 @@ public struct BotStatus: Sendable, Equatable, Codable, FetchableRecord, Persista
     /// The image ID and registry digest the container was created from.
     public var imageId: String?
     public var imageDigest: String?
+    /// JSON of the ``ContainerConfig`` the container was made from (secret digests, never values).
+    public var appliedConfig: String?
+    /// The switch-over in progress (`switching`, `confirming`, `rolling back`), since when, and what the previous
+    /// container runs (restored by a rollback).
+    public var updatePhase: String?
+    public var updateStartedAt: Date?
+    public var previousContainerId: String?
+    public var previousConfig: String?
+    public var previousImageId: String?
+    /// The target (desired spec hash and image ID) of the last update that was rolled back: held until it changes.
+    public var failedUpdateHash: String?
+    public var failedUpdateImageId: String?
+    public var rolledBackFromGeneration: Int64?
+    /// Whether that rollback counts toward pausing the rollout of its image.
+    public var rolloutFailure: Bool = false
 
     public init(botId: String) {
         self.botId = botId
+    }
+
+    /// Forgets the switch-over in progress.
+    public mutating func clearUpdate() {
+        updatePhase = nil
+        updateStartedAt = nil
+        previousContainerId = nil
+        previousConfig = nil
+        previousImageId = nil
+    }
+
+    /// Forgets the failed update target (a new target was confirmed, or `bot retry`).
+    public mutating func clearFailedUpdate() {
+        failedUpdateHash = nil
+        failedUpdateImageId = nil
+        rolledBackFromGeneration = nil
+        rolloutFailure = false
     }
 
     /// Forgets the last error and its backoff.
@@ -152,6 +186,10 @@ public struct BotStatus: Sendable, Equatable, Codable, FetchableRecord, Persista
         case failureCount = "failure_count", nextAttemptAt = "next_attempt_at", lastReconciledAt = "last_reconciled_at"
         case inFlightAction = "in_flight_action", inFlightSince = "in_flight_since", waitingFor = "waiting_for", waitUntil = "wait_until"
         case health, publishedPorts = "published_ports", imageId = "image_id", imageDigest = "image_digest"
+        case updatePhase = "update_phase", updateStartedAt = "update_started_at", previousContainerId = "previous_container_id"
+        case appliedConfig = "applied_config", previousConfig = "previous_config", previousImageId = "previous_image_id", failedUpdateHash = "failed_update_hash"
+        case failedUpdateImageId = "failed_update_image_id", rolledBackFromGeneration = "rolled_back_from_generation"
+        case rolloutFailure = "rollout_failure"
     }
 
     /// The fields a pass compares to decide whether a write is needed (times of the write itself excluded).

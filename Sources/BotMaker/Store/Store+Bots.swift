@@ -21,6 +21,7 @@ public struct BotChanges: Sendable, Equatable {
     public var security: SecurityProfile?
     public var network: BotNetwork?
     public var pullPolicy: PullPolicy?
+    public var updateStrategy: UpdateStrategy?
 
     public init(image: String? = nil, environment: [String]? = nil, command: [String]?? = nil, desiredState: DesiredState? = nil) {
         self.image = image
@@ -50,6 +51,7 @@ public struct BotChanges: Sendable, Equatable {
         if let security { add("security", security.rawValue) }
         if let network { add("network", network.rawValue) }
         if let pullPolicy { add("pull_policy", pullPolicy.rawValue) }
+        if let updateStrategy { add("update_strategy", updateStrategy.rawValue) }
         return columns
     }
 }

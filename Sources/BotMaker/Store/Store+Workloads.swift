@@ -181,3 +181,44 @@ public struct HostRoots: Sendable, Equatable {
         return nil
     }
 }
+
+extension Store {
+    /// The bots whose rolled-back update to `imageId` counts toward pausing that image's rollout.
+    public func rolloutFailures(imageId: String) async throws -> [String] {
+        try await read { db in
+            try String.fetchAll(db, sql: "SELECT bot_id FROM bot_status WHERE rollout_failure = 1 AND failed_update_image_id = ? ORDER BY bot_id",
+                                arguments: [imageId])
+        }
+    }
+
+    /// `botmaker bot retry`: forgets the bot's failed update target, so its update is tried again; the row is touched so a
+    /// running service looks at the bot. False when the bot has no row.
+    public func retryUpdate(botId: String) throws -> Bool {
+        try write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM bots WHERE id = ?)", arguments: [botId]) == true else { return false }
+            try db.execute(sql: """
+                UPDATE bot_status SET failed_update_hash = NULL, failed_update_image_id = NULL, rolled_back_from_generation = NULL,
+                    rollout_failure = 0, next_attempt_at = NULL, failure_count = 0,
+                    last_error_code = CASE WHEN last_error_code IN ('UPDATE_ROLLED_BACK', 'ROLLOUT_PAUSED') THEN NULL ELSE last_error_code END,
+                    last_error_message = CASE WHEN last_error_code IN ('UPDATE_ROLLED_BACK', 'ROLLOUT_PAUSED') THEN NULL ELSE last_error_message END
+                WHERE bot_id = ?
+                """, arguments: [botId])
+            try db.execute(sql: "UPDATE bots SET updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE id = ?", arguments: [botId])
+            return true
+        }
+    }
+
+    /// `botmaker rollout resume`: the rollbacks so far stop counting toward a pause (their bots stay on their old spec), and
+    /// the paused bots are touched so a running service updates them. Returns the paused bots.
+    public func resumeRollouts() throws -> [String] {
+        try write { db in
+            let paused = try String.fetchAll(db, sql: "SELECT bot_id FROM bot_status WHERE last_error_code = 'ROLLOUT_PAUSED' ORDER BY bot_id")
+            try db.execute(sql: "UPDATE bot_status SET rollout_failure = 0 WHERE rollout_failure = 1")
+            try db.execute(sql: """
+                UPDATE bots SET updated_at = strftime('%Y-%m-%d %H:%M:%f', 'now')
+                WHERE id IN (SELECT bot_id FROM bot_status WHERE last_error_code = 'ROLLOUT_PAUSED')
+                """)
+            return paused
+        }
+    }
+}

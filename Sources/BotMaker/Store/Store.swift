@@ -226,7 +226,8 @@ extension Store {
                CAST(restart_requested_at AS BLOB) AS restart_requested_at, generation, created_at, updated_at,
                CAST(mounts AS BLOB) AS mounts, CAST(ports AS BLOB) AS ports, CAST(health_cmd AS BLOB) AS health_cmd,
                health_interval_seconds, CAST(user AS BLOB) AS user, memory_bytes, cpus, pids_limit,
-               CAST(security AS BLOB) AS security, CAST(network AS BLOB) AS network, CAST(pull_policy AS BLOB) AS pull_policy
+               CAST(security AS BLOB) AS security, CAST(network AS BLOB) AS network, CAST(pull_policy AS BLOB) AS pull_policy,
+               CAST(update_strategy AS BLOB) AS update_strategy
         FROM bots
         """
 

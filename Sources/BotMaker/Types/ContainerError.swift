@@ -39,6 +39,11 @@ public struct ContainerError: Error, Sendable, CustomStringConvertible {
         case authFailed = "AUTH_FAILED"
         /// A pull failed for another reason: the registry unreachable or failing, an error in the pull stream, a timeout.
         case pullFailed = "PULL_FAILED"
+        /// An update's new container did not become healthy (or exited, or timed out): the previous container runs
+        /// again, and that target is not tried again until it changes or `botmaker bot retry`.
+        case updateRolledBack = "UPDATE_ROLLED_BACK"
+        /// The rollout of an image was paused after `--max-failed-updates` rollbacks; `botmaker rollout resume`.
+        case rolloutPaused = "ROLLOUT_PAUSED"
     }
 
     public var code: Code

@@ -126,6 +126,16 @@ public enum ContainerDefaults {
 
     public static func secretsBind(_ hostPath: String) -> String { "\(hostPath):\(secretsTarget):ro" }
     public static func containerName(for botId: String) -> String { namePrefix + botId }
+    /// What an update keeps the old container as until the new one is confirmed. A bot id is a DNS label, which
+    /// cannot contain a dot, so this never collides with another bot's name.
+    public static let previousSuffix = ".previous"
+    public static func previousName(for botId: String) -> String { namePrefix + botId + previousSuffix }
+    /// The bot id a container name belongs to (`botmaker-<id>` or `botmaker-<id>.previous`), or nil.
+    public static func botId(inName name: String) -> String? {
+        guard name.hasPrefix(namePrefix) else { return nil }
+        let rest = name.dropFirst(namePrefix.count)
+        return String(rest.hasSuffix(previousSuffix) ? rest.dropLast(previousSuffix.count) : rest)
+    }
 }
 
 extension JSONEncoder {
