@@ -124,6 +124,27 @@ import Testing
         }
     }
 
+    /// An `always` bot whose tag moved is switched over after one pull (a bug dropped the pull's outcome before an update
+    /// used it, so the bot pulled forever).
+    @Test func aMovedTagOfAnAlwaysBotIsPulledOnceThenSwitchedOver() async throws {
+        let fixture = try Fixture()
+        try fixture.store.addBot(id: "a", changes: { var c = BotChanges(image: "img:1"); c.pullPolicy = .always; return c }())
+        await fixture.runtime.setInRegistry("img:1")
+        await fixture.runtime.setStartBehaviour(image: "img:1", .healthy)
+        try await ControllerTests.withWorkers(fixture) { _ in
+            try await fixture.controller.resync()
+            try await Self.drive(fixture) { await Self.names(fixture)["botmaker-a"]?.state == .running }
+            let pulls = await fixture.runtime.callCount(.pull)
+            await fixture.runtime.setImageId("img:1", "sha256:moved")
+            try await fixture.controller.resync()
+            try await Self.drive(fixture) {
+                let containers = await Self.names(fixture)
+                return containers.count == 1 && containers["botmaker-a"]?.imageId == "sha256:moved"
+            }
+            #expect(await fixture.runtime.callCount(.pull) == pulls + 1)
+        }
+    }
+
     /// Issue 13: a tag moved under 6 bots to a bad image: one bot at a time is updated and rolled back; after two
     /// rollbacks the other four are ROLLOUT_PAUSED and keep running untouched, until `rollout resume`.
     @Test func aBadRolloutPausesAfterTwoRollbacks() async throws {

@@ -25,8 +25,8 @@ public struct Deployment: Sendable {
 
     /// Runs `botmaker <arguments>` against this deployment.
     @discardableResult
-    public func botmaker(_ arguments: [String], stdin: String? = nil) async throws -> ProcessOutput {
-        try await runProcess([botmakerBinary] + arguments + commonArguments, stdin: stdin)
+    public func botmaker(_ arguments: [String], stdin: String? = nil, environment: [String: String]? = nil) async throws -> ProcessOutput {
+        try await runProcess([botmakerBinary] + arguments + commonArguments, stdin: stdin, environment: environment)
     }
 
     /// Runs SQL with the real sqlite3 shell; returns its output.

@@ -290,7 +290,7 @@ public final class Controller: Sendable {
     private func apply(_ plan: Plan, key: WorkKey, prior: BotStatus?) async -> KeyReport {
         // A pull's outcome is for the create it was made for: a plan without one drops it (it must not let a later
         // create of an `always` bot skip its pull, nor replay an old failure).
-        if !plan.actions.contains(where: { $0.kind == .create || $0.kind == .recreate }) { await puller.clearOutcome(for: key) }
+        if !plan.actions.contains(where: { $0.kind == .create || $0.kind == .recreate || $0.kind == .update }) { await puller.clearOutcome(for: key) }
         do {
             try await store.record(statuses: plan.statusUpdates, events: plan.events)
         } catch {
@@ -403,7 +403,8 @@ public final class Controller: Sendable {
                 requeue(key, at: action.retryAt ?? clock.now().addingTimeInterval(settings.busyRetry), force: switching)
             }
         }
-        if !switching { releaseUpdateSlot(key) }
+        // A switch-over under way holds its slot (found after a restart, too) until it is confirmed or rolled back.
+        if switching { holdUpdateSlot(key) } else { releaseUpdateSlot(key) }
         if results.allSatisfy(\.succeeded) { transientFailures.withLockedValue { $0[key] = nil } }
         let held = Set(heldActions.map { "\($0.botId)|\($0.containerId ?? "")" })
         let actions = plan.actions.filter { !(($0.kind == .remove || $0.isUpdate) && held.contains("\($0.botId)|\($0.containerId ?? "")")) } + heldActions
@@ -710,6 +711,7 @@ public final class Controller: Sendable {
         }
         let containerId = try await runtime.createContainer(botId: bot.id, config: bot.config,
                                                             launch: ContainerLaunch(environment: environment, published: published, image: pinnedImage))
+        if action.kind == .update { Failpoint.hit("update.after-create") }
         if bot.desiredState == .running {
             do {
                 try await runtime.startContainer(botId: bot.id, containerId: containerId)
@@ -883,7 +885,15 @@ public final class Controller: Sendable {
                 default:
                     break
                 }
+                // A bot held after a rolled-back update stays marked so while it is repaired on its old spec.
+                if let prior, prior.lastErrorCode == ContainerError.Code.updateRolledBack.rawValue, row.failedUpdateHash != nil,
+                   action.kind != .confirm, action.kind != .update {
+                    row.lastErrorCode = prior.lastErrorCode
+                    row.lastErrorMessage = prior.lastErrorMessage
+                    row.lastErrorAt = prior.lastErrorAt
+                }
                 if let observed {
+                    if created == nil, action.kind != .rollback { row.noteContainer(observed.id, imageId: row.imageId) }
                     row.containerId = observed.id
                     row.actualState = observed.state.rawValue
                     row.health = observed.state == .running ? (observed.health?.rawValue ?? "none") : nil

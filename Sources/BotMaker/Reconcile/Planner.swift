@@ -364,17 +364,7 @@ public enum Planner {
             status.publishedPorts = nil
             return
         }
-        if status.containerId != container.id {
-            status.startedAt = nil
-            status.finishedAt = nil
-            status.appliedSpec = nil
-            // Another container than the one recorded: what it runs is what a repair would come back on.
-            if status.containerId != nil {
-                status.imageId = container.imageId
-                status.imageDigest = nil
-            }
-        }
-        status.containerId = container.id
+        status.noteContainer(container.id, imageId: container.imageId)
         // Containers made before image IDs were recorded: the running image is the one a repair comes back on.
         if status.imageId == nil, let imageId = container.imageId { status.imageId = imageId }
         status.actualState = container.state.rawValue

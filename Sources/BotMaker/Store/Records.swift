@@ -150,6 +150,32 @@ public struct BotStatus: Sendable, Equatable, Codable, FetchableRecord, Persista
         self.botId = botId
     }
 
+    /// Records that the bot's name now holds container `id`. When that is the update's previous container, renamed back
+    /// (a rollback finished after a crash), the status describes what it was made from again; another container's origin
+    /// is not known.
+    public mutating func noteContainer(_ id: String, imageId: String?) {
+        guard containerId != id else { return }
+        startedAt = nil
+        finishedAt = nil
+        if id == previousContainerId, let config = previousConfig {
+            appliedConfig = config
+            appliedSpec = (try? JSONDecoder().decode(ContainerConfig.self, from: Data(config.utf8))).map {
+                String(decoding: $0.spec.canonicalEncoding, as: UTF8.self)
+            }
+            self.imageId = previousImageId ?? imageId
+            imageDigest = nil
+        } else {
+            appliedSpec = nil
+            appliedConfig = nil
+            // What it runs is what a repair would come back on.
+            if containerId != nil {
+                self.imageId = imageId
+                imageDigest = nil
+            }
+        }
+        containerId = id
+    }
+
     /// Forgets the switch-over in progress.
     public mutating func clearUpdate() {
         updatePhase = nil
