@@ -226,6 +226,16 @@ public enum Planner {
         let name = ContainerDefaults.containerName(for: bot.id)
         let prior = input.statuses[bot.id]
         var status = prior ?? BotStatus(botId: bot.id)
+        /// Plans a wait instead of `kind` while the bot backs off after a failure of this generation.
+        func waitsForBackoff(_ kind: PlannedAction.Kind) -> Bool {
+            guard let wait = backoffWait(kind: kind, bot: bot, container: container, prior: prior, input: input) else { return false }
+            plan.actions.append(wait)
+            observe(container, into: &status)
+            status.waitingFor = retryReason(prior?.lastErrorCode ?? "")
+            status.waitUntil = wait.retryAt
+            commit(status, input: input, into: &plan)
+            return true
+        }
         switch decision {
         case .rollback(let cause, let failure):
             var action = PlannedAction(botId: bot.id, containerName: name, kind: .rollback, cause: cause, containerId: container?.id,
@@ -266,14 +276,7 @@ public enum Planner {
             action.restoring = config
             plan.actions.append(action)
         case .update(let step, let cause):
-            if step == .begin, let wait = backoffWait(kind: .update, bot: bot, container: container, prior: prior, input: input) {
-                plan.actions.append(wait)
-                observe(container, into: &status)
-                status.waitingFor = retryReason(prior?.lastErrorCode ?? "")
-                status.waitUntil = wait.retryAt
-                commit(status, input: input, into: &plan)
-                return
-            }
+            if step == .begin, waitsForBackoff(.update) { return }
             var action = PlannedAction(botId: bot.id, containerName: name, kind: .update, cause: cause, containerId: container?.id, desired: bot)
             action.isUpdate = true
             action.updateStep = step
@@ -281,14 +284,7 @@ public enum Planner {
             plan.actions.append(action)
         case .act(let kind, let cause):
             // The steps of a switch-over never back off: the bot is down between them.
-            if previous == nil, let wait = backoffWait(kind: kind, bot: bot, container: container, prior: prior, input: input) {
-                plan.actions.append(wait)
-                observe(container, into: &status)
-                status.waitingFor = retryReason(prior?.lastErrorCode ?? "")
-                status.waitUntil = wait.retryAt
-                commit(status, input: input, into: &plan)
-                return
-            }
+            if previous == nil, waitsForBackoff(kind) { return }
             var action = PlannedAction(botId: bot.id, containerName: name, kind: kind, cause: cause, containerId: container?.id, desired: bot)
             action.isUpdate = kind == .confirm || (kind == .recreate && (container?.state == .running || container?.state == .restarting))
             action.previousContainerId = previous?.id
