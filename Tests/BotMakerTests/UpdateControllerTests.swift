@@ -124,6 +124,30 @@ import Testing
         }
     }
 
+    /// The engine failing while the new container is made (slow, unreachable) is not the target's fault: the previous
+    /// container comes back, the target is not held, and the update is tried again after the backoff.
+    @Test func anEngineErrorDuringAnUpdateRollsBackWithoutHoldingTheTarget() async throws {
+        let fixture = try Fixture()
+        try fixture.add("a")
+        try await ControllerTests.withWorkers(fixture) { _ in
+            try await fixture.controller.resync()
+            try await Self.drive(fixture) { await Self.names(fixture)["botmaker-a"]?.state == .running }
+            let old = try #require(await Self.names(fixture)["botmaker-a"]?.id)
+            await fixture.runtime.setFailure(.create, botId: "a", ContainerError(.networkError, "the engine did not answer in time"))
+            try Self.change(fixture, ["a"], image: "img:2")
+            await fixture.controller.queue.waitUntilIdle()
+            #expect(await Self.names(fixture)["botmaker-a"]?.id == old)
+            #expect(await Self.names(fixture)["botmaker-a"]?.state == .running)
+            let status = try #require(try await fixture.status("a"))
+            #expect(status.lastErrorCode == "NETWORK_ERROR" && status.failedUpdateHash == nil && status.nextAttemptAt != nil)
+            await fixture.runtime.setFailure(.create, botId: "a", nil)
+            try await Self.drive(fixture) {
+                let containers = await Self.names(fixture)
+                return containers.count == 1 && containers["botmaker-a"]?.config?.image == "img:2"
+            }
+        }
+    }
+
     /// An `always` bot whose tag moved is switched over after one pull (a bug dropped the pull's outcome before an update
     /// used it, so the bot pulled forever).
     @Test func aMovedTagOfAnAlwaysBotIsPulledOnceThenSwitchedOver() async throws {

@@ -148,6 +148,34 @@ import Testing
         #expect(Self.plan([Self.current(Self.old, .exited)], status: Self.failedStatus()).actions[0].kind == .start)
     }
 
+    /// Review finding: stopping a held bot must not forget its failed target (started again, it would be recreated onto it).
+    @Test func aHeldBotStoppedAndStartedAgainStaysOnItsOldSpec() {
+        let stopped = PlannerTests.bot("a", .stopped, env: ["K=new"], generation: 3)
+        let plan = Self.plan(stopped, [Self.current(Self.old, .exited)], status: Self.failedStatus(stopped))
+        #expect(plan.actions.isEmpty)
+        #expect(plan.statusUpdates.allSatisfy { $0.failedUpdateHash == stopped.config.specHash })
+        let running = PlannerTests.bot("a", .running, env: ["K=new"], generation: 4)
+        #expect(Self.plan(running, [Self.current(Self.old, .exited)], status: Self.failedStatus(running)).actions.map(\.kind) == [.start])
+    }
+
+    /// Review finding: killed after the confirmation was recorded, the confirmed container is kept even if the row changed.
+    @Test func aRecordedConfirmationIsFinishedEvenIfTheRowChanged() {
+        var status = BotStatus(botId: "a")
+        status.updatePhase = "confirmed"
+        status.containerId = "c-new"
+        let newer = PlannerTests.bot(env: ["K=newer"], generation: 3)
+        let action = Self.plan(newer, [Self.previous(), Self.current(health: .healthy)], status: status).actions[0]
+        #expect(action.kind == .confirm && action.previousContainerId == "c-prev")
+    }
+
+    /// Review finding: an invalid row set absent takes its update's previous container with it.
+    @Test func anInvalidAbsentRowRemovesItsPreviousContainerToo() {
+        let invalid = InvalidBot(id: "a", generation: 2, desiredState: .absent, message: "image: bad")
+        let plan = Planner.plan(PlannerInput(desired: [], invalid: [invalid],
+                                             observed: ObservedContainers(managed: [Self.previous(), Self.current()]), now: Self.now))
+        #expect(Set(plan.actions.filter { $0.kind == .remove }.compactMap(\.containerId)) == ["c-prev", "c-new"])
+    }
+
     @Test func aHeldBotWithoutAContainerComesBackOnTheSpecItHad() throws {
         var status = Self.failedStatus()
         status.appliedConfig = String(decoding: try JSONEncoder().encode(Self.old.config), as: UTF8.self)

@@ -23,18 +23,25 @@ struct FaultTests {
         return view
     }
 
-    /// Every container whose name carries the deployment's tag has our labels, and none is duplicated.
+    /// Every container whose name carries the deployment's tag has our labels; a bot has at most its container and, while
+    /// an update is under way (or was killed), its `.previous` one, and never two running.
     static func checkLabelsAndDuplicates(_ deployment: Deployment) async throws {
         let output = try await runProcess(["docker", "ps", "-a", "--filter", "name=botmaker-\(deployment.tag)",
-                                     "--format", "{{.Names}}\t{{.Label \"botmaker.managed\"}}\t{{.Label \"botmaker.bot-id\"}}\t{{.Label \"test.foreign\"}}"])
-        var botIds = Set<String>()
+                                     "--format", "{{.Names}}\t{{.State}}\t{{.Label \"botmaker.managed\"}}\t{{.Label \"botmaker.bot-id\"}}\t{{.Label \"test.foreign\"}}"])
+        var names = Set<String>()
+        var running: [String: Int] = [:]
         for line in output.stdout.split(separator: "\n") {
             var parts = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             if parts.last?.isEmpty == false { continue }  // a foreign container planted by the test
             parts.removeLast()
-            #expect(parts.count == 3 && parts[1] == "true", "container without our labels: \(line)")
-            if parts.count == 3 { #expect(botIds.insert(parts[2]).inserted, "duplicate container for \(parts[2])") }
+            #expect(parts.count == 4 && parts[2] == "true", "container without our labels: \(line)")
+            guard parts.count == 4 else { continue }
+            let botId = parts[3]
+            #expect(parts[0] == "botmaker-\(botId)" || parts[0] == "botmaker-\(botId).previous", "stray name: \(line)")
+            #expect(names.insert(parts[0]).inserted, "duplicate container \(parts[0])")
+            if parts[1] == "running" { running[botId, default: 0] += 1 }
         }
+        for (botId, count) in running { #expect(count == 1, "\(count) running containers for \(botId)") }
     }
 
     /// The final desired state (read with sqlite3) equals Docker's state (read with the Docker CLI).
@@ -117,7 +124,8 @@ struct FaultTests {
             // The next (unkilled) runs converge.
             var output = try await deployment.botmaker(["reconcile"])
             for _ in 0..<3 where !output.stdout.contains("No changes") { output = try await deployment.botmaker(["reconcile"]) }
-            #expect(output.stdout.contains("No changes"), "\(output.stdout)")
+            let rollbacks = try await deployment.sqlite("SELECT bot_id || ': ' || message FROM bot_events WHERE error_code = 'UPDATE_ROLLED_BACK'")
+            #expect(output.stdout.contains("No changes"), "\(output.stdout)\nrollbacks: \(rollbacks)")
             let mismatches = try await Self.actualMatchesDesired(deployment)
             #expect(mismatches.isEmpty, "\(mismatches)")
             try await Self.checkLabelsAndDuplicates(deployment)

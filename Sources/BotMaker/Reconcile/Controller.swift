@@ -253,7 +253,7 @@ public final class Controller: Sendable {
         }
         let statuses = state.status.map { [id: $0] } ?? [:]
         let adopted = await FleetView.adoptions(runtime: runtime, observed: observed, desired: desired, statuses: statuses)
-        let probes = await FleetView.updateProbes(runtime: runtime, observed: observed, botIds: desired.map(\.id))
+        let probes = await FleetView.updateProbes(runtime: runtime, observed: observed, bots: desired, secrets: secrets)
         let now = clock.now()
         let plan = Planner.plan(PlannerInput(desired: desired, invalid: invalid, observed: observed, statuses: statuses,
                                              adoptedHashes: adopted, ownerId: store.ownerId, now: now, updatePolicy: settings.updatePolicy,
@@ -329,8 +329,9 @@ public final class Controller: Sendable {
                     heldActions.append(action)
                     continue
                 case .failed(let error) where action.kind == .update && action.previousContainerId != nil:
-                    // The bot is down between the steps of a switch-over: the previous container comes back at once.
-                    let result = await rollBack(after: action, error: error, prior: prior, key: key)
+                    // The bot is down between the steps of a switch-over (after a crash): the previous container comes back
+                    // at once. The image could not be had, which says nothing about the target: it is not held.
+                    let result = await rollBack(after: action, error: error, prior: prior, key: key, failure: false)
                     results.append(result.result)
                     heldActions.append(result.result.action)
                     prior = result.status ?? prior
@@ -384,7 +385,10 @@ public final class Controller: Sendable {
                         var failed = action
                         if failed.previousContainerId == nil { failed.previousContainerId = action.containerId }
                         results.append(result.result)
-                        result = await rollBack(after: failed, error: error, prior: result.status ?? prior, key: key)
+                        // The engine refused the new container (a bad mount, command or config): the target is at fault
+                        // and held. Anything else (the engine slow or unreachable, a port someone holds) is retried later.
+                        result = await rollBack(after: failed, error: error, prior: result.status ?? prior, key: key,
+                                                failure: error.code == .startFailed)
                         heldActions.append(result.result.action)
                     }
                     switching = false
@@ -470,7 +474,10 @@ public final class Controller: Sendable {
         var inFlight = prior ?? BotStatus(botId: action.botId)
         inFlight.inFlightAction = action.kind.inFlightName
         inFlight.inFlightSince = clock.now()
-        async let marked: Void = markInFlight(action.isOrphan ? nil : inFlight, logger: logger)
+        // A switch-over's begin and a failed update's rollback write their intent (with the in-flight mark) first, in order.
+        let writesIntent = (action.kind == .update && action.updateStep == .begin) || (action.kind == .rollback && action.isFailure)
+            || action.kind == .confirm
+        async let marked: Void = markInFlight(action.isOrphan || writesIntent ? nil : inFlight, logger: logger)
         let started = ContinuousClock.now
         var error: ContainerError?
         var observed: ContainerStatus?
@@ -525,8 +532,10 @@ public final class Controller: Sendable {
         // The target's image: what the bot's reference names on the engine now (the new container was made from it).
         if let image = action.desired?.config.image { status.failedUpdateImageId = (try? await runtime.image(image))??.id }
         status.rolledBackFromGeneration = action.desired?.generation
-        status.rolloutFailure = true
+        status.rolloutFailure = action.countsTowardRolloutPause
         status.updatePhase = "rolling back"
+        status.inFlightAction = action.kind.inFlightName
+        status.inFlightSince = now
         let message = "update to generation \(action.desired.map { String($0.generation) } ?? "?") rolled back: \(action.cause)"
         status.lastErrorCode = ContainerError.Code.updateRolledBack.rawValue
         status.lastErrorMessage = message
@@ -570,6 +579,11 @@ public final class Controller: Sendable {
             return try await performUpdate(action, image: image)
         case .confirm:
             if let previous = action.previousContainerId {
+                var confirmed = (try? await store.botState(id: botId).status) ?? BotStatus(botId: botId)
+                confirmed.updatePhase = "confirmed"
+                confirmed.inFlightAction = action.kind.inFlightName
+                confirmed.inFlightSince = clock.now()
+                try? await store.record(statuses: [confirmed], events: [])
                 Failpoint.hit("confirm.before-remove")
                 try await runtime.removeManagedContainer(id: previous, botId: botId)
             }
@@ -597,7 +611,13 @@ public final class Controller: Sendable {
             if let old = action.containerId {
                 try await runtime.stopContainer(botId: botId)
                 Failpoint.hit("update.after-stop")
-                try await runtime.renameContainer(botId: botId, containerId: old, to: ContainerDefaults.previousName(for: botId))
+                do {
+                    try await runtime.renameContainer(botId: botId, containerId: old, to: ContainerDefaults.previousName(for: botId))
+                } catch {
+                    // Not kept: the bot must not stay down for the backoff. The update is tried again after it.
+                    try? await runtime.startContainer(botId: botId, containerId: old)
+                    throw error
+                }
                 Failpoint.hit("update.after-rename")
             }
         case .replace:
@@ -626,14 +646,34 @@ public final class Controller: Sendable {
     }
 
     /// Rolls a switch-over back after its step failed with `error` (the new container could not be made or started).
-    private func rollBack(after action: PlannedAction, error: ContainerError, prior: BotStatus?, key: WorkKey) async -> (result: ActionResult, status: BotStatus?) {
+    private func rollBack(after action: PlannedAction, error: ContainerError, prior: BotStatus?, key: WorkKey,
+                          failure: Bool = true) async -> (result: ActionResult, status: BotStatus?) {
         var rollback = PlannedAction(botId: action.botId, containerName: action.containerName, kind: .rollback,
                                      cause: "the new container could not be made or started: \(error.code.rawValue): \(error.message)",
-                                     containerId: nil, desired: action.desired, errorCode: .updateRolledBack)
+                                     containerId: nil, desired: action.desired, errorCode: failure ? .updateRolledBack : nil)
         rollback.previousContainerId = action.previousContainerId
-        rollback.isFailure = true
+        rollback.isFailure = failure
         rollback.isUpdate = true
-        return await run(rollback, prior: prior, image: nil)
+        // A bot's own problem (its port, its mount, its secret) says nothing about the image being rolled out.
+        rollback.countsTowardRolloutPause = false
+        var outcome = await run(rollback, prior: prior, image: nil)
+        guard !failure, outcome.result.succeeded, var status = outcome.status else { return outcome }
+        // Not held: the update is tried again after the usual backoff (the old container runs meanwhile).
+        let now = clock.now()
+        status.lastErrorCode = error.code.rawValue
+        status.lastErrorMessage = "update not applied (the previous container runs again): \(error.message)"
+        status.lastErrorAt = now
+        status.failureCount = (prior?.failureCount ?? 0) + 1
+        status.failedGeneration = action.desired?.generation
+        status.nextAttemptAt = now.addingTimeInterval(settings.backoff.delay(afterFailures: status.failureCount))
+        status.waitingFor = Planner.retryReason(error.code.rawValue)
+        status.waitUntil = status.nextAttemptAt
+        try? await store.record(statuses: [status], events: [])
+        if let at = status.nextAttemptAt { requeue(key, at: at) }
+        outcome.status = status
+        outcome.result.error = error
+        outcome.result.nextAttemptAt = status.nextAttemptAt
+        return outcome
     }
 
     /// Why an update to `image` must wait: its rollout is paused after too many rollbacks (nil: it may go on).
@@ -795,12 +835,8 @@ public final class Controller: Sendable {
     /// its environment, e.g. a `curl -v` with a token); nil without a container or a check.
     public func lastHealthCheck(botId: String, desired: DesiredBot?) async -> String? {
         guard let log = (try? await runtime.getContainerStatus(botId: botId))?.healthLog else { return nil }
-        guard let bot = desired, !bot.config.secretEnvironment.isEmpty,
-              let environment = try? secrets.resolveEnvironment(for: bot.id, config: bot.config) else { return log }
-        return environment.suffix(bot.config.secretEnvironment.count).reduce(log) { text, entry in
-            let value = String(entry.dropFirst(EnvironmentEntry.key(entry).count + 1))
-            return value.isEmpty ? text : text.replacingOccurrences(of: value, with: "[secret]")
-        }
+        guard let bot = desired else { return log }
+        return secrets.scrub(log, for: bot.id, config: bot.config)
     }
 
     private func record(_ action: PlannedAction, prior: BotStatus?, observed: ContainerStatus?, created: Created?, healthLog: String?,
@@ -893,7 +929,7 @@ public final class Controller: Sendable {
                     row.lastErrorAt = prior.lastErrorAt
                 }
                 if let observed {
-                    if created == nil, action.kind != .rollback { row.noteContainer(observed.id, imageId: row.imageId) }
+                    if created == nil, action.kind != .rollback { row.noteContainer(observed.id, imageId: nil) }
                     row.containerId = observed.id
                     row.actualState = observed.state.rawValue
                     row.health = observed.state == .running ? (observed.health?.rawValue ?? "none") : nil
@@ -953,7 +989,7 @@ public final class Controller: Sendable {
     /// Brings `key` back at `deadline` (a wait holds no worker), unless deadlines are not followed; `force`: always
     /// (the one-shot follows a switch-over to its end).
     private func requeue(_ key: WorkKey, at deadline: Date, force: Bool = false) {
-        if settings.followsDeadlines || force { queue.add(key, at: deadline) }
+        if settings.followsDeadlines || force || updates.withLockedValue({ $0.running.contains(key) }) { queue.add(key, at: deadline) }
     }
 }
 

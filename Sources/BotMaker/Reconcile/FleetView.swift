@@ -37,7 +37,7 @@ public struct FleetView: Sendable {
         }
         let observed = try await runtime.observe()
         let adopted = await adoptions(runtime: runtime, observed: observed, desired: desired, statuses: snapshot.statuses)
-        let probes = await updateProbes(runtime: runtime, observed: observed, botIds: desired.map(\.id))
+        let probes = await updateProbes(runtime: runtime, observed: observed, bots: desired, secrets: secrets)
         let plan = Planner.plan(PlannerInput(
             desired: desired, invalid: invalid, observed: observed, statuses: snapshot.statuses, adoptedHashes: adopted,
             ownerId: store.ownerId, now: now, updatePolicy: updatePolicy, probes: probes))
@@ -67,12 +67,15 @@ public struct FleetView: Sendable {
     }
 
     /// For bots with an update in progress (a previous container exists): one inspect of the new container, which says
-    /// when it started, whether Docker restarted it, and its last health check.
-    static func updateProbes(runtime: any ContainerRuntime, observed: ObservedContainers, botIds: [String]) async -> [String: ContainerStatus] {
+    /// when it started, whether Docker restarted it, and its last health check (secret values scrubbed).
+    static func updateProbes(runtime: any ContainerRuntime, observed: ObservedContainers, bots: [DesiredBot],
+                             secrets: SecretsManager) async -> [String: ContainerStatus] {
         let names = Set(observed.managed.map(\.name))
         var probes: [String: ContainerStatus] = [:]
-        for id in botIds where names.contains(ContainerDefaults.previousName(for: id)) && names.contains(ContainerDefaults.containerName(for: id)) {
-            if let status = try? await runtime.getContainerStatus(botId: id) { probes[id] = status }
+        for bot in bots where names.contains(ContainerDefaults.previousName(for: bot.id)) && names.contains(ContainerDefaults.containerName(for: bot.id)) {
+            guard var status = try? await runtime.getContainerStatus(botId: bot.id) else { continue }
+            status.healthLog = status.healthLog.map { secrets.scrub($0, for: bot.id, config: bot.config) }
+            probes[bot.id] = status
         }
         return probes
     }

@@ -103,6 +103,9 @@ public struct PlannedAction: Sendable, Equatable {
     /// For `rollback`: the new container failed (recorded as `UPDATE_ROLLED_BACK`, its target held); false when the
     /// update is only no longer wanted, or the rollback was already recorded.
     public var isFailure = false
+    /// For a failed update's `rollback`: whether it counts toward pausing its image's rollout (a health, exit or timeout
+    /// failure does; a bot's own problem, such as a port someone holds, does not).
+    public var countsTowardRolloutPause = true
     /// For a `create` of a bot whose update was rolled back: the config its container had (never the failed target).
     public var restoring: ContainerConfig?
 

@@ -33,6 +33,10 @@ extension Planner {
             return .rollback("the desired spec is the previous container's again", failure: false)
         }
         let failed = isFailedTarget(bot, status)
+        // Killed after the confirmation was recorded, before the previous container was removed: finish it.
+        if let current, status?.updatePhase == "confirmed", status?.containerId == current.id {
+            return .act(.confirm, "finishing the confirmed update")
+        }
         guard let current else {
             if failed { return .rollback("finishing the rollback of the failed update", failure: false) }
             return .update(.create, "update in progress: the new container is made (rollback on failure)")

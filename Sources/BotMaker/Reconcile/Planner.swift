@@ -73,7 +73,13 @@ public enum Planner {
             let container = BotValidation.idProblem(bot.id) == nil ? byName[name] : nil
             if let container { claimed.insert(container.id) }
             // Left where it is while the row is invalid: the row may be fixed back to either spec.
-            if BotValidation.idProblem(bot.id) == nil, let previous = previous(of: bot.id) { claimed.insert(previous.id) }
+            if BotValidation.idProblem(bot.id) == nil, let previous = previous(of: bot.id) {
+                claimed.insert(previous.id)
+                if bot.desiredState == .absent {
+                    plan.actions.append(PlannedAction(botId: bot.id, containerName: previous.name, kind: .remove, cause: "desired absent",
+                                                      containerId: previous.id, isOrphan: true))
+                }
+            }
             if bot.desiredState == .absent, let container {
                 plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .remove, cause: "desired absent",
                                                   containerId: container.id))
@@ -333,7 +339,11 @@ public enum Planner {
             // A switch-over that finished without its record (a crash after the last step), or a failed target the
             // row no longer asks for: nothing of it is left to show.
             status.clearUpdate()
-            status.clearFailedUpdate()
+            if !isFailedTarget(bot, status) { status.clearFailedUpdate() }
+            // Containers made before configs were recorded: the one that matches its row was made from the row's config.
+            if status.appliedConfig == nil, let container, container.specHash == bot.config.specHash {
+                status.appliedConfig = (try? JSONEncoder.canonical.encode(bot.config)).map { String(decoding: $0, as: UTF8.self) }
+            }
             commit(status, input: input, into: &plan)
         }
     }

@@ -33,6 +33,16 @@ extension SecretsManager {
         bot.secretProblem = resolveDigests(for: bot.id, config: &bot.config, createKey: createKey)
     }
 
+    /// `text` (a health check's output, which may echo the environment, e.g. a `curl -v` with a token) with the bot's
+    /// secret values replaced by `[secret]`.
+    public func scrub(_ text: String, for botId: String, config: ContainerConfig) -> String {
+        guard !config.secretEnvironment.isEmpty, let environment = try? resolveEnvironment(for: botId, config: config) else { return text }
+        return environment.suffix(config.secretEnvironment.count).reduce(text) { text, entry in
+            let value = String(entry.dropFirst(EnvironmentEntry.key(entry).count + 1))
+            return value.isEmpty ? text : text.replacingOccurrences(of: value, with: "[secret]")
+        }
+    }
+
     /// The container's environment: the literal entries, then each `@secret:` entry with its value.
     public func resolveEnvironment(for botId: String, config: ContainerConfig) throws(SecretsError) -> [String] {
         var environment = config.environment
