@@ -276,7 +276,8 @@ def workloads(binary, work, n):
         changed = json.dumps(env[:2] + ["OPENCLAW_GATEWAY_TOKEN=@secret:gateway_token", f"MODEL=large{parallel}"])
         bm.sql(f"UPDATE bots SET environment = '{changed}'")
         results[key] = timed(lambda: bm.run(["reconcile", "--wait", "--port-range", "29100-29999", "--max-parallel-updates", str(parallel)]))
-        assert bm.sql("SELECT count(*) FROM bot_status WHERE last_action = 'recreate' AND last_error_code IS NULL") == str(n)
+        # Switched over and confirmed healthy, one by one (update_strategy rollback, the default).
+        assert bm.sql("SELECT count(*) FROM bot_status WHERE last_action = 'confirm' AND last_error_code IS NULL") == str(n)
     assert count_running(f"botmaker.instance={bm.instance}") == n
     bm.sql("DELETE FROM bots")
     bm.run(["reconcile"])
