@@ -366,7 +366,10 @@ public struct DockerService: ContainerRuntime {
         do {
             try await client.stopContainer(id, timeoutSeconds: stopGraceSeconds)
         } catch {
-            if error.httpStatus != 404 && error.httpStatus != 304 {
+            // A container Docker is restarting cannot be stopped ("is restarting, wait until the container is running"):
+            // it is not running anything worth a graceful stop, and the forced removal below kills it.
+            let restarting = "\(error)".contains("is restarting")
+            if error.httpStatus != 404 && error.httpStatus != 304 && !restarting {
                 throw wrapDockerError(error, botId: botId, fallback: .stopFailed)
             }
         }

@@ -392,7 +392,11 @@ public final class Controller: Sendable {
                         heldActions.append(result.result.action)
                     }
                     switching = false
-                } else if action.kind == .confirm || action.kind == .rollback || action.kind == .recreate {
+                } else if action.kind == .confirm || action.kind == .rollback {
+                    // A step that failed leaves the switch-over under way: it keeps its slot and comes back after the backoff.
+                    switching = !result.result.succeeded && action.previousContainerId != nil
+                        && result.result.error?.code != .updateRolledBack
+                } else if action.kind == .recreate {
                     switching = false
                 } else if action.kind == .update {
                     // Confirmed (or not) by the next look: a health event, the minimum uptime, or the deadline.
