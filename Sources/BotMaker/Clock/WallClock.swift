@@ -33,7 +33,7 @@ public final class ManualWallClock: WallClock {
         var now: Date
         var sleepers: [UInt64: Sleeper] = [:]
         var nextId: UInt64 = 0
-        var sleeperWaiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var sleeperWaiters: [(count: Int, id: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
     private let state: NIOLockedValueBox<State>
@@ -85,15 +85,28 @@ public final class ManualWallClock: WallClock {
         try Task.checkCancellation()
     }
 
-    /// Suspends until at least `count` tasks sleep on this clock: how a test knows work is parked on it.
+    /// Suspends until at least `count` tasks sleep on this clock (how a test knows work is parked on it), or the task
+    /// is cancelled (a test's time limit then ends a wait that would never be met, instead of hanging the run).
     public func waitForSleepers(_ count: Int) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let ready = state.withLockedValue { state -> Bool in
-                if state.sleepers.count >= count { return true }
-                state.sleeperWaiters.append((count, continuation))
-                return false
+        let id = state.withLockedValue { state -> UInt64 in
+            state.nextId += 1
+            return state.nextId
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = state.withLockedValue { state -> Bool in
+                    if state.sleepers.count >= count || Task.isCancelled { return true }
+                    state.sleeperWaiters.append((count, id, continuation))
+                    return false
+                }
+                if ready { continuation.resume() }
             }
-            if ready { continuation.resume() }
+        } onCancel: {
+            let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+                guard let index = state.sleeperWaiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.sleeperWaiters.remove(at: index).continuation
+            }
+            waiter?.resume()
         }
     }
 }
