@@ -840,6 +840,278 @@ def scale(binary, work, size, trials, edits, running=5):
     return r
 
 
+# A bad update's images, built FROM the gateway stand-in: one whose health check always fails (its httpd still answers),
+# one whose process exits at once. Tagged apart from the integration tests' botmaker-test/gateway-* variants (the same
+# engine may run both), and untagged again at the end of the section.
+BAD_GATEWAY_IMAGES = {
+    "unhealthy": ("botmaker-bench/gateway-unhealthy:latest", 'HEALTHCHECK --interval=1s --timeout=10s --retries=2 CMD ["/bin/false"]'),
+    "exits": ("botmaker-bench/gateway-exits:latest", 'CMD ["/bin/false"]'),
+}
+# A request to the gateway answers in about a millisecond; one that hangs (while the port's forwarding is set up or
+# torn down) holds up the next probe this long at most.
+PROBE_TIMEOUT = 0.1
+RECONCILE_TIMEOUT = 300
+
+
+def build_bad_gateway_images(work):
+    for kind, (tag, line) in BAD_GATEWAY_IMAGES.items():
+        context = os.path.join(work, f"gateway-{kind}")
+        os.makedirs(context, exist_ok=True)
+        with open(os.path.join(context, "Dockerfile"), "w") as f:
+            f.write(f"FROM {GATEWAY_IMAGE}\n{line}\n")
+        sh(["docker", "build", "-q", "-t", tag, context])
+
+
+def remove_bad_gateway_images():
+    for tag, _ in BAD_GATEWAY_IMAGES.values():
+        sh(["docker", "rmi", tag], check=False)
+
+
+class Prober:
+    """GET http://127.0.0.1:PORT/healthz every `interval` seconds from a thread (a new connection each, `timeout` to
+    answer); keeps (time.time() of the answer, ok) samples."""
+
+    def __init__(self, port, interval=0.005, timeout=None):
+        self.port, self.interval, self.timeout = port, interval, timeout or PROBE_TIMEOUT
+        self.samples = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def probe(self):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        try:
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            response.read()
+            return response.status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            conn.close()
+
+    def loop(self):
+        while not self.done.is_set():
+            t = time.time()
+            ok = self.probe()
+            self.samples.append((time.time(), ok))
+            self.done.wait(max(0.0, t + self.interval - time.time()))
+
+    def wait_steady(self, seconds=0.5, timeout=120):
+        """Waits until every answer over the last `seconds` was OK; returns when."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            now = time.time()
+            steady = False
+            for t, ok in reversed(self.samples):
+                if not ok:
+                    break
+                if t <= now - seconds:
+                    steady = True
+                    break
+            if steady:
+                return now
+            time.sleep(0.05)
+        raise SystemExit(f"port {self.port}: no steady OK answers within {timeout} s")
+
+    def outages(self, since):
+        """Runs of failed answers after `since`: (last OK answer before, first OK answer after or None)."""
+        result, last_ok, down = [], None, False
+        for t, ok in list(self.samples):
+            if t < since:
+                last_ok = t if ok else last_ok
+                continue
+            if ok:
+                if down:
+                    result.append((last_ok, t))
+                    down = False
+                last_ok = t
+            else:
+                down = True
+        if down:
+            result.append((last_ok, None))
+        return result
+
+    def close(self):
+        self.done.set()
+        self.thread.join(timeout=5)
+
+
+def container_field(name, template):
+    return sh(["docker", "inspect", "--format", template, name]).stdout.strip()
+
+
+def docker_time(text):
+    """Docker's RFC 3339 time with nanoseconds (2026-11-29T17:22:03.123456789Z) as unix seconds."""
+    import datetime
+    whole, _, fraction = text.rstrip("Z").partition(".")
+    seconds = datetime.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp()
+    return seconds + (float("0." + fraction) if fraction else 0.0)
+
+
+def host_port(container):
+    """The host port of the container's 18789/tcp (`docker port`: 127.0.0.1:19000)."""
+    return int(sh(["docker", "port", container, "18789/tcp"]).stdout.split()[0].rsplit(":", 1)[1])
+
+
+def outage_stats(r, prober, t0):
+    """Adds the outages seen by `prober` since just before `t0` to r (downtime: their total length)."""
+    gaps = prober.outages(t0 - 0.5)
+    r["down"].append(sum(b - a for a, b in gaps))
+    r["outages"] += len(gaps)
+    return gaps
+
+
+def watched(port, action):
+    """Runs action(prober) with a Prober on `port` once it answers steadily; returns what it returns. The prober runs
+    only around the measurement: each answer forks an httpd child, and 200 of them a second are load of their own."""
+    prober = Prober(port)
+    try:
+        prober.wait_steady()
+        return action(prober)
+    finally:
+        prober.close()
+
+
+class UpdatedBot:
+    """One gateway bot, alone in its own database, with update_strategy `strategy` and its host port from `port_range`;
+    the same container `gateway_run_args` makes."""
+
+    def __init__(self, binary, work, strategy, port_range):
+        self.bm = Botmaker(binary, work, f"bench-upd-{strategy}")
+        self.strategy, self.id, self.name, self.x = strategy, f"upd-{strategy}", f"botmaker-upd-{strategy}", 0
+        self.port_range = port_range
+        self.bm.run(["bot", "add", self.id, "--image", GATEWAY_IMAGE, "--env", "OPENCLAW_DISABLE_BONJOUR=1", "--env", "X=0",
+                     "--update-strategy", strategy, "--port", "18789", "--mount", "state=/home/node/.openclaw",
+                     "--mount", "config=/home/node/.config/openclaw", "--user", "1000:1000", "--memory", "2g"])
+        self.bm.run(["reconcile", "--wait", "--port-range", port_range])
+        self.port = host_port(self.name)
+
+    def set(self, image, x):
+        self.x = x
+        self.bm.run(["bot", "set", self.id, "--image", image, "--env", "OPENCLAW_DISABLE_BONJOUR=1", "--env", f"X={x}"])
+
+    def reconcile(self, wait=False):
+        """A one-shot `botmaker reconcile`: (start time, wall seconds, completed process). Bounded: one that follows a
+        switch-over is over within --update-timeout (120 s) and a stop grace, or it hangs."""
+        t0 = time.time()
+        try:
+            p = subprocess.run([self.bm.binary, "reconcile", "--port-range", self.port_range] + (["--wait"] if wait else []) + self.bm.args,
+                               capture_output=True, text=True, timeout=RECONCILE_TIMEOUT)
+        except subprocess.TimeoutExpired as e:
+            out = [x.decode(errors="replace") if isinstance(x, bytes) else x or "" for x in (e.stdout, e.stderr)]
+            raise SystemExit(f"updates ({self.strategy}): `botmaker reconcile` still running after {RECONCILE_TIMEOUT} s (killed)\n"
+                             f"{out[0]}\n{out[1]}\n{self.container('{{.Name}} {{.State.Status}}')}")
+        return t0, time.time() - t0, p
+
+    def container(self, template="{{.Id}}"):
+        return container_field(self.name, template)
+
+    def good_update(self, r, prober):
+        old = self.container()
+        self.set(GATEWAY_IMAGE, self.x + 1)
+        t0, wall, p = self.reconcile()
+        if p.returncode != 0:
+            raise SystemExit(f"updates ({self.strategy}): reconcile exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+        prober.wait_steady()
+        assert self.container() != old, "the update made no new container"
+        assert host_port(self.name) == self.port, "the update moved the published port"
+        r["wall"].append(wall)
+        outage_stats(r, prober, t0)
+
+    def bad_update(self, b, image, prober, observe):
+        old, good = self.container(), self.x
+        self.set(image, self.x + 1)
+        t0, wall, p = self.reconcile()
+        b["wall"].append(wall)
+        b["codes"].append(p.returncode)
+        b["rolled_back"] += "UPDATE_ROLLED_BACK" in p.stdout + p.stderr
+        if self.strategy == "rollback":
+            prober.wait_steady(timeout=60)
+            if self.container() == old:
+                b["restored"] += 1
+                started = docker_time(self.container("{{.State.StartedAt}}"))
+                b["to_answer"].append(next(t for t, ok in list(prober.samples) if ok and t >= started) - t0)
+            outage_stats(b, prober, t0)
+            assert not sh(["docker", "ps", "-aq", "--filter", f"name=^/{self.name}.previous$"]).stdout.strip(), "a .previous container was left"
+            assert host_port(self.name) == self.port, "the rollback moved the published port"
+            # Back to the spec the old container runs: nothing to do, the same container goes on.
+            self.set(GATEWAY_IMAGE, good)
+            _, _, p = self.reconcile()
+            if p.returncode != 0 or self.container() != old:
+                raise SystemExit(f"updates: going back to the running spec after a rollback failed ({p.returncode}) or touched the "
+                                 f"container\n{p.stdout}\n{p.stderr}")
+        else:
+            # No safety net: does anything answer over the `observe` seconds after reconcile returned?
+            time.sleep(observe)
+            gaps = prober.outages(t0 - 0.5)
+            if gaps and gaps[-1][1] is None:
+                b["down_after"] += 1
+                b["silent"].append(time.time() - gaps[-1][0])
+            else:
+                b["answers_after"] += 1
+                b["down"].append(sum(y - x for x, y in gaps))
+            b["outages"] += len(gaps)
+            b["state_after"].append(self.container(
+                "{{.State.Status}}{{if .State.Health}}, {{.State.Health.Status}}{{end}}, restarted {{.RestartCount}}×"))
+            # Someone acts: back to the good image (a new target).
+            self.set(GATEWAY_IMAGE, self.x + 1)
+            _, _, p = self.reconcile(wait=True)
+            if p.returncode != 0:
+                raise SystemExit(f"updates ({self.strategy}): repair after a bad update exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+
+    def close(self):
+        self.bm.sql("DELETE FROM bots")
+        self.bm.run(["reconcile"], check=False)
+        remove_label(f"botmaker.instance={self.bm.instance}", check=False)
+
+
+def updates(binary, work, trials, bad_trials, observe):
+    """(1) `trials` env changes of one gateway: the floor (`docker stop` + `docker rm` + `docker run` by the CLI) and a bot
+    of each update_strategy, interleaved trial by trial in a rotating order, so that load from elsewhere falls on all
+    alike; (2) per bad image, `bad_trials` updates of each bot to it, interleaved the same way."""
+    floor_instance, floor_name, floor_port = track("bench-upd-floor"), "upd-floor", free_tcp_port()
+    floor_env = ["OPENCLAW_DISABLE_BONJOUR=1"]
+    bots = {}
+    r = {"floor": {"down": [], "wall": [], "outages": 0}}
+
+    def floor_update(prober, x):
+        t0 = time.time()
+        sh(["docker", "stop", floor_name])
+        sh(["docker", "rm", floor_name])
+        sh(gateway_run_args(floor_name, floor_instance, work, floor_port, floor_env + [f"X={x}"]))
+        r["floor"]["wall"].append(time.time() - t0)
+        prober.wait_steady()
+        outage_stats(r["floor"], prober, t0)
+
+    try:
+        sh(gateway_run_args(floor_name, floor_instance, work, floor_port, floor_env + ["X=0"]))
+        # Separate ranges: neither database knows the other's ports.
+        for strategy, port_range in (("rollback", "29500-29549"), ("recreate", "29550-29599")):
+            bots[strategy] = UpdatedBot(binary, work, strategy, port_range)
+            r[strategy] = {"down": [], "wall": [], "outages": 0,
+                           "bad": {kind: {"wall": [], "codes": [], "rolled_back": 0, "restored": 0, "to_answer": [], "down": [],
+                                          "outages": 0, "down_after": 0, "silent": [], "state_after": [], "answers_after": 0}
+                                   for kind in BAD_GATEWAY_IMAGES}}
+        sides = ["floor", "rollback", "recreate"]
+        for i in range(trials):
+            for side in sides[i % 3:] + sides[:i % 3]:
+                if side == "floor":
+                    watched(floor_port, lambda prober: floor_update(prober, i + 1))
+                else:
+                    watched(bots[side].port, lambda prober: bots[side].good_update(r[side], prober))
+        for kind, (image, _) in BAD_GATEWAY_IMAGES.items():
+            for i in range(bad_trials):
+                for side in list(bots)[i % 2:] + list(bots)[:i % 2]:
+                    watched(bots[side].port, lambda prober: bots[side].bad_update(r[side]["bad"][kind], image, prober, observe))
+    finally:
+        for bot in bots.values():
+            bot.close()
+        remove_label(f"botmaker.instance={floor_instance}", check=False)
+    return r
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -856,10 +1128,14 @@ def main():
     parser.add_argument("--scale-edits", type=int, default=20, help="single-row edits in the CPU window per size")
     parser.add_argument("--workload-bots", type=int, default=20, help="gateway bots in the workloads section")
     parser.add_argument("--cold-bots", type=int, default=20, help="bots in the images (cold start) section")
-    parser.add_argument("--sections", default="converge,idle,latency,hol,scale,workloads,images",
-                        help="comma-separated subset of converge,idle,latency,hol,scale,workloads,images, run in that order")
+    parser.add_argument("--update-trials", type=int, default=5, help="env-change updates timed per strategy and for the floor")
+    parser.add_argument("--update-bad-trials", type=int, default=3, help="updates to each bad image per strategy")
+    parser.add_argument("--update-observe", type=float, default=10,
+                        help="seconds a recreate-strategy bot is watched for an answer after a bad update")
+    parser.add_argument("--sections", default="converge,idle,latency,hol,scale,workloads,images,updates",
+                        help="comma-separated subset of converge,idle,latency,hol,scale,workloads,images,updates, run in that order")
     args = parser.parse_args()
-    unknown = set(args.sections.split(",")) - {"converge", "idle", "latency", "hol", "scale", "workloads", "images"}
+    unknown = set(args.sections.split(",")) - {"converge", "idle", "latency", "hol", "scale", "workloads", "images", "updates"}
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     compose = not args.no_compose and shutil.which("docker-compose") is not None
@@ -883,7 +1159,8 @@ def report(args, compose, work):
     print(f"- botmaker binary: {args.binary}; image {IMAGE}; {len(ENV)} env entries, read-only secrets mount, --init, unless-stopped, network botmaker, standard hardening on every side\n")
     ensure_network()
     sections = {"converge": section_converge, "idle": section_idle, "latency": section_latency,
-                "hol": section_head_of_line, "scale": section_scale, "workloads": section_workloads, "images": section_images}
+                "hol": section_head_of_line, "scale": section_scale, "workloads": section_workloads, "images": section_images,
+                "updates": section_updates}
     for name in args.sections.split(","):
         sections[name](args, compose, work)
 
@@ -993,6 +1270,65 @@ def section_images(args, compose, work):
     c = r.get("compose", 0)
     print(f"| {n} | {fmt(r['botmaker'])} | {r['botmaker_pulls']} | {fmt(r['loop'])} | {r['loop_pulls']} | {ratio(r['loop'], r['botmaker'])} | "
           f"{fmt(c) if compose else 'n/a'} | {r.get('compose_pulls', 'n/a')} | {ratio(c, r['botmaker']) if compose else 'n/a'} |", flush=True)
+
+
+def section_updates(args, compose, work):
+    n, nb = args.update_trials, args.update_bad_trials
+    build_bad_gateway_images(work)
+    try:
+        r = updates(args.binary, work, n, nb, args.update_observe)
+    finally:
+        remove_bad_gateway_images()
+    ms = lambda values: f"{statistics.median(values) * 1000:.0f} ms"
+    mx = lambda values: f"{max(values) * 1000:.0f} ms"
+    print(f"\n## Updates: downtime of one update, and recovery from a bad one\n")
+    print(f"One gateway ({GATEWAY_IMAGE}: 2 state mounts, a published port, uid 1000, 2 GiB, hardening; its Docker health "
+          f"check runs every 1 s). A thread asks http://127.0.0.1:PORT/healthz every 5 ms (a new connection each, "
+          f"{PROBE_TIMEOUT * 1000:.0f} ms to answer); the downtime is the gap between the last OK answer before an outage "
+          f"and the first OK answer after it, summed over the outages of the trial. The update is an env change "
+          f"(`bot set --env`) applied by a one-shot `botmaker reconcile` (default --stop-grace 10; with rollback it returns "
+          f"once the new container is confirmed healthy). The floor is `docker stop` + `docker rm` + `docker run` of the "
+          f"same container by the CLI. Floor and both strategies take turns trial by trial.\n")
+    print(f"| env change ({n} trials each) | downtime median | downtime max | median / floor | outages | command wall median | command wall max |")
+    print("|---|---|---|---|---|---|---|")
+    floor = r["floor"]
+    f50 = statistics.median(floor["down"])
+    print(f"| floor: `docker stop` + `docker rm` + `docker run` | {ms(floor['down'])} | {mx(floor['down'])} | 1.00× | "
+          f"{floor['outages']} | {ms(floor['wall'])} | {mx(floor['wall'])} |")
+    for strategy in ("rollback", "recreate"):
+        b = r[strategy]
+        print(f"| botmaker, update_strategy {strategy}: `reconcile` | {ms(b['down'])} | {mx(b['down'])} | "
+              f"{statistics.median(b['down']) / f50:.2f}× | {b['outages']} | {ms(b['wall'])} | {mx(b['wall'])} |")
+    print(f"\nA bad update ({nb} trials each): the bot is set to an image built FROM the stand-in whose health check always "
+          f"fails (`HEALTHCHECK --interval=1s --timeout=10s --retries=2 CMD [\"/bin/false\"]`; its httpd still answers) or "
+          f"whose process exits at once (`CMD [\"/bin/false\"]`), with an env change. Times are from the start of "
+          f"`botmaker reconcile`. With recreate there is no old container to go back to: the table says whether anything "
+          f"answered over the {args.update_observe:g} s after `reconcile` returned.\n")
+    print("| bad image | strategy | `reconcile` wall median (max) | exit codes | UPDATE_ROLLED_BACK reported | → first answer of the restored old container, median (max) | downtime median (max) | outages | outcome |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    labels = {"unhealthy": "always unhealthy", "exits": "exits at once"}
+    for kind in BAD_GATEWAY_IMAGES:
+        for strategy in ("rollback", "recreate"):
+            b = r[strategy]["bad"][kind]
+            wall = f"{statistics.median(b['wall']):.2f} s ({max(b['wall']):.2f} s)"
+            codes = ", ".join(f"{c} ×{b['codes'].count(c)}" for c in sorted(set(b["codes"])))
+            if strategy == "rollback":
+                answer = f"{statistics.median(b['to_answer']):.2f} s ({max(b['to_answer']):.2f} s)" if b["to_answer"] else "never"
+                down = f"{ms(b['down'])} ({mx(b['down'])})"
+                outcome = f"old container back in {b['restored']} of {nb}"
+            else:
+                answer = "n/a (the old container is gone)"
+                parts = []
+                if b["down_after"]:
+                    parts.append(f"down until someone acts ({b['down_after']} of {nb}: no answer for {min(b['silent']):.1f} s and on)")
+                if b["answers_after"]:
+                    parts.append(f"{ms(b['down'])} ({mx(b['down'])}), then the bad container answers ({b['answers_after']} of {nb})")
+                down = "; ".join(parts)
+                outcome = (f"not restored; {args.update_observe:g} s after `reconcile` returned the container is "
+                           + "; ".join(sorted(set(b["state_after"]))))
+            print(f"| {labels[kind]} | {strategy} | {wall} | {codes} | {b['rolled_back']} of {nb} | {answer} | {down} | {b['outages']} | {outcome} |")
+    sys.stdout.flush()
+
 
 if __name__ == "__main__":
     main()
