@@ -873,7 +873,7 @@ class Prober:
 
     def __init__(self, port, interval=0.005, timeout=None):
         self.port, self.interval, self.timeout = port, interval, timeout or PROBE_TIMEOUT
-        self.samples = []
+        self.samples, self.last_error = [], None
         self.done = threading.Event()
         self.thread = threading.Thread(target=self.loop, daemon=True)
         self.thread.start()
@@ -885,8 +885,11 @@ class Prober:
             conn.request("GET", "/healthz")
             response = conn.getresponse()
             response.read()
+            if response.status != 200:
+                self.last_error = f"HTTP {response.status}"
             return response.status == 200
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as error:
+            self.last_error = repr(error)
             return False
         finally:
             conn.close()
@@ -913,7 +916,7 @@ class Prober:
             if steady:
                 return now
             time.sleep(0.05)
-        raise SystemExit(f"port {self.port}: no steady OK answers within {timeout} s")
+        raise SystemExit(f"port {self.port}: no steady OK answers within {timeout} s (last failure: {self.last_error})")
 
     def outages(self, since):
         """Runs of failed answers after `since`: (last OK answer before, first OK answer after or None)."""
@@ -1071,7 +1074,8 @@ def updates(binary, work, trials, bad_trials, observe):
     """(1) `trials` env changes of one gateway: the floor (`docker stop` + `docker rm` + `docker run` by the CLI) and a bot
     of each update_strategy, interleaved trial by trial in a rotating order, so that load from elsewhere falls on all
     alike; (2) per bad image, `bad_trials` updates of each bot to it, interleaved the same way."""
-    floor_instance, floor_name, floor_port = track("bench-upd-floor"), "upd-floor", free_tcp_port()
+    # A fixed port outside the ephemeral range (like the workloads' baselines): the probes' own connections use that range.
+    floor_instance, floor_name, floor_port = track("bench-upd-floor"), "upd-floor", 29600
     floor_env = ["OPENCLAW_DISABLE_BONJOUR=1"]
     bots = {}
     r = {"floor": {"down": [], "wall": [], "outages": 0}}
