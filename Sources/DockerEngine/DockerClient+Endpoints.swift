@@ -111,11 +111,12 @@ extension DockerClient {
         try response.expectSuccess()
     }
 
-    /// `POST /networks/create` of a bridge network; a name already taken is a 409 (callers inspect it).
-    public func createNetwork(name: String, options: [String: String], labels: [String: String]) async throws(DockerEngineError) {
+    /// `POST /networks/create` (a bridge network unless `driver` says otherwise); a name already taken is a 409 (callers
+    /// inspect it).
+    public func createNetwork(name: String, driver: String = "bridge", options: [String: String], labels: [String: String]) async throws(DockerEngineError) {
         let body: Data
         do {
-            body = try JSONEncoder().encode(["Name": AnyEncodable.string(name), "Driver": .string("bridge"), "CheckDuplicate": .bool(true),
+            body = try JSONEncoder().encode(["Name": AnyEncodable.string(name), "Driver": .string(driver), "CheckDuplicate": .bool(true),
                                              "Options": .labels(options), "Labels": .labels(labels)])
         } catch {
             throw .decoding(operation: "networks.create", reason: "cannot encode request: \(error)")

@@ -445,8 +445,9 @@ public struct NetworkInspect: Decodable, Sendable, Equatable {
     public var name: String
     public var labels: [String: String]
     public var options: [String: String]
+    public var driver: String
 
-    enum CodingKeys: String, CodingKey { case id = "Id", name = "Name", labels = "Labels", options = "Options" }
+    enum CodingKeys: String, CodingKey { case id = "Id", name = "Name", labels = "Labels", options = "Options", driver = "Driver" }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -454,5 +455,6 @@ public struct NetworkInspect: Decodable, Sendable, Equatable {
         name = try c.decodeIfPresent(String.self, forKey: .name) ?? ""
         labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
         options = try c.decodeIfPresent([String: String].self, forKey: .options) ?? [:]
+        driver = try c.decodeIfPresent(String.self, forKey: .driver) ?? ""
     }
 }

@@ -264,6 +264,10 @@ extension Botmaker.BotCommand {
                 throw CLIError("bot \(id) still has a container (\(container.id.prefix(12))); reconcile first so it is removed")
             }
             let state = global.stateDirectories()
+            if let node = try? await store.pinnedNode(botId: id) {
+                try store.forgetPlacement(botId: id)
+                print("forgot the bot's Swarm placement on node \(node.prefix(12)); its volumes there stay until `docker volume rm` on that node")
+            }
             do {
                 if try state.purge(botId: id) {
                     try? await store.record(statuses: [], events: [BotEvent(at: Date(), botId: id, action: "purge", result: "ok", message: "state directories deleted")])

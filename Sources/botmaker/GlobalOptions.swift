@@ -20,6 +20,24 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Instance name, when several botmaker databases share one Docker engine (env BOTMAKER_INSTANCE; default \"default\").", valueName: "name"))
     var instance: String?
 
+    @Option(name: .long, help: ArgumentHelp("Engine: docker (one host, or Podman) or swarm (DOCKER_HOST is a Swarm manager) (env BOTMAKER_ENGINE; default docker).", valueName: "engine"))
+    var engine: Engine?
+
+    @Flag(name: .long, help: "Swarm on Engine API < 1.44 cannot set no-new-privileges on services: run bots without it instead of refusing them (env BOTMAKER_SWARM_ALLOW_PRIVILEGE_ESCALATION=1).")
+    var swarmAllowPrivilegeEscalation = false
+
+    enum Engine: String, ExpressibleByArgument, CaseIterable {
+        case docker, swarm
+    }
+
+    var engineChoice: Engine {
+        engine ?? ProcessInfo.processInfo.environment["BOTMAKER_ENGINE"].flatMap { Engine(rawValue: $0.lowercased()) } ?? .docker
+    }
+
+    var allowsPrivilegeEscalation: Bool {
+        swarmAllowPrivilegeEscalation || ["1", "true", "yes"].contains(ProcessInfo.processInfo.environment["BOTMAKER_SWARM_ALLOW_PRIVILEGE_ESCALATION"]?.lowercased() ?? "")
+    }
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default: info for run, warning otherwise).")
     var logLevel: Logger.Level?
 
@@ -40,6 +58,9 @@ struct GlobalOptions: ParsableArguments {
 
     func validate() throws {
         if let problem = BotValidation.idProblem(instanceName) { throw ValidationError("--instance: \(problem)") }
+        if engine == nil, let value = ProcessInfo.processInfo.environment["BOTMAKER_ENGINE"], !value.isEmpty, Engine(rawValue: value.lowercased()) == nil {
+            throw ValidationError("BOTMAKER_ENGINE=\(value): must be docker or swarm")
+        }
     }
 
     func bootstrapLogging(defaultLevel: Logger.Level = .warning) {
@@ -83,6 +104,14 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 
+    /// Swarm: refuses a worker, or an engine outside a swarm, with the reason (before anything is read or changed).
+    func checkEngine(_ runtime: any ContainerRuntime) async throws {
+        guard engineChoice == .swarm else { return }
+        do { try await runtime.ping() } catch {
+            throw CLIError("\(error.code.rawValue): \(error.message)")
+        }
+    }
+
     /// Refuses a database path that names no file (checked before any lock file is made beside it).
     func requireDatabase() throws {
         guard FileManager.default.fileExists(atPath: databasePath) else {
@@ -91,8 +120,9 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 
+    /// On Swarm, secret files are copied into the cluster, so their digests belong to each bot's spec.
     func secrets() -> SecretsManager {
-        SecretsManager(root: SecretsManager.getSecretsRoot(option: secretsDir))
+        SecretsManager(root: SecretsManager.getSecretsRoot(option: secretsDir), digestsSecretFiles: engineChoice == .swarm)
     }
 
     func stateDirectories() -> StateDirectories {
@@ -110,10 +140,16 @@ struct GlobalOptions: ParsableArguments {
 
     /// The engine: the Docker Engine API at `--docker-host` (else `DOCKER_HOST`, else the default socket).
     /// The engine for `store`'s bots: its containers carry the database's identity as `botmaker.owner`.
-    func runtime(for store: Store, stopGraceSeconds: Int = 10, logger: Logger,
+    /// With `--engine swarm`, a Swarm manager at that address (its updates monitored for `updateMinUptime` seconds).
+    func runtime(for store: Store, stopGraceSeconds: Int = 10, updateMinUptime: Double = 10, logger: Logger,
                  observer: (@Sendable (EngineRequest) -> Void)? = nil) throws -> any ContainerRuntime {
         do {
             let adopted = (try? store.adoptedContainers()) ?? []
+            if engineChoice == .swarm {
+                return try SwarmRuntime.connect(host: dockerHost, stopGraceSeconds: stopGraceSeconds, instance: instanceName, owner: store.ownerId,
+                                                adopted: adopted, monitorSeconds: updateMinUptime,
+                                                allowsPrivilegeEscalation: allowsPrivilegeEscalation, logger: logger, observer: observer)
+            }
             return try DockerService.connect(host: dockerHost, stopGraceSeconds: stopGraceSeconds, instance: instanceName,
                                              owner: store.ownerId, adopted: adopted, logger: logger, observer: observer)
         } catch {
@@ -124,7 +160,7 @@ struct GlobalOptions: ParsableArguments {
 
 extension GlobalOptions {
     /// Options that take a value and belong to every command.
-    static let valued = ["--db", "--docker-host", "--secrets-dir", "--data-dir", "--instance", "--log-level", "--log-format"]
+    static let valued = ["--db", "--docker-host", "--secrets-dir", "--data-dir", "--instance", "--engine", "--log-level", "--log-format"]
 
     /// Moves global options given before the subcommand to just after it (`botmaker --db x.db status` →
     /// `botmaker status --db x.db`), since ArgumentParser reads options per command.

@@ -157,7 +157,7 @@ extension Botmaker {
             try global.checkRoots(store, record: !dryRun, move: options.moveRoots && !dryRun)
             let logger = Logger(label: "botmaker")
             let tally = RequestTally()
-            let runtime = try global.runtime(for: store, stopGraceSeconds: options.stopGrace, logger: logger, observer: tally.observer)
+            let runtime = try global.runtime(for: store, stopGraceSeconds: options.stopGrace, updateMinUptime: options.updateMinUptime, logger: logger, observer: tally.observer)
             let started = ContinuousClock.now
             defer {
                 if stats {
@@ -169,6 +169,7 @@ extension Botmaker {
             }
             let exitCode: Int32
             do {
+                try await global.checkEngine(runtime)
                 exitCode = try await dryRun ? preview(store: store, runtime: runtime) : apply(store: store, runtime: runtime, logger: logger)
             } catch {
                 await runtime.shutdown()

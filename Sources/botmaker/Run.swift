@@ -59,7 +59,7 @@ extension Botmaker {
 
             let registry = PrometheusCollectorRegistry()
             if metricsAddr != nil { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
-            let runtime = try global.runtime(for: store, stopGraceSeconds: options.stopGrace, logger: logger,
+            let runtime = try global.runtime(for: store, stopGraceSeconds: options.stopGrace, updateMinUptime: options.updateMinUptime, logger: logger,
                                              observer: ReconcilerMetrics.engineRequestObserver)
             let controller = options.controller(store: store, runtime: runtime, global: global, logger: logger)
             var settings = ReconcilerService.Settings()
@@ -68,6 +68,7 @@ extension Botmaker {
             settings.imageCheckInterval = imageCheckInterval > 0 ? Seconds.duration(imageCheckInterval) : nil
             let global = self.global, takeOver = options.takeOver
             let service = ReconcilerService(controller: controller, settings: settings, logger: logger) {
+                try await global.checkEngine(runtime)
                 try await global.ensureClaim(store: store, runtime: runtime, takeOver: takeOver)
             }
 

@@ -20,7 +20,7 @@ import TestSupport
 
     @Test func addSetListRemove() async throws {
         try await withEnv { env in
-            await #expect(try env.run(["migrate"]).stdout.contains("schema 0009_updates"))
+            await #expect(try env.run(["migrate"]).stdout.contains("schema 0010_swarm"))
             let add = try await env.run(["bot", "add", "alpha", "--image", "img:1", "--env", "A=1", "--env", "TOKEN=hunter2"])
             #expect(add.status == 0, "\(add.stderr)")
             await #expect(try env.run(["bot", "add", "beta", "--image", "img:2", "--state", "stopped", "--command", #"["sh","-c","sleep 1"]"#]).status == 0)

@@ -12,7 +12,7 @@ import TestSupport
         do {
             let store = try Store.open(path: path)
             #expect(try store.appliedMigrations() == Store.knownMigrations)
-            #expect(Store.knownMigrations == ["0001_init", "0002_recent_events", "0003_work_queue", "0004_database_identity", "0005_removal_guard", "0006_instance_claim", "0007_workloads", "0008_images", "0009_updates"])
+            #expect(Store.knownMigrations == ["0001_init", "0002_recent_events", "0003_work_queue", "0004_database_identity", "0005_removal_guard", "0006_instance_claim", "0007_workloads", "0008_images", "0009_updates", "0010_swarm"])
             let mode = try await store.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
             #expect(mode == "wal")
             try store.addBot(id: "a", changes: BotChanges(image: "img:1"))

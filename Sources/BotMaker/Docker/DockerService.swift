@@ -37,6 +37,12 @@ public struct DockerService: ContainerRuntime {
     public static func connect(host: String?, stopGraceSeconds: Int = 10, instance: String = BotLabels.defaultInstance,
                                owner: String? = nil, adopted: Set<String> = [], logger: Logger,
                                observer: (@Sendable (EngineRequest) -> Void)? = nil) throws(ContainerError) -> DockerService {
+        DockerService(client: try makeClient(host: host, logger: logger, observer: observer), stopGraceSeconds: stopGraceSeconds,
+                      instance: instance, owner: owner, adopted: adopted, logger: logger)
+    }
+
+    /// A client of the engine at `host` (nil: `DOCKER_HOST`, else the default socket); `observer` sees every finished request.
+    public static func makeClient(host: String?, logger: Logger, observer: (@Sendable (EngineRequest) -> Void)?) throws(ContainerError) -> DockerClient {
         let parsed: DockerHost
         do {
             parsed = try DockerHost(parsing: host ?? ProcessInfo.processInfo.environment["DOCKER_HOST"])
@@ -47,9 +53,7 @@ public struct DockerService: ContainerRuntime {
         if let observer {
             recorder = { record in observer(EngineRequest(operation: record.operation, status: record.status, seconds: record.seconds)) }
         }
-        let client = DockerClient(host: parsed, logger: logger, observer: recorder)
-        return DockerService(client: client, stopGraceSeconds: stopGraceSeconds, instance: instance, owner: owner, adopted: adopted,
-                             logger: logger)
+        return DockerClient(host: parsed, logger: logger, observer: recorder)
     }
 
     public var endpoint: String { client.host.description }
@@ -524,10 +528,12 @@ public struct DockerService: ContainerRuntime {
         }
     }
 
-    static func claim(from volume: VolumeInspect) -> InstanceClaim {
-        InstanceClaim(owner: volume.labels[BotLabels.owner] ?? "?", databasePath: volume.labels[BotLabels.claimPath] ?? "?",
-                      host: volume.labels[BotLabels.claimHost] ?? "?",
-                      since: volume.labels[BotLabels.claimSince].flatMap { ISO8601DateFormatter().date(from: $0) })
+    static func claim(from volume: VolumeInspect) -> InstanceClaim { claim(fromLabels: volume.labels) }
+
+    static func claim(fromLabels labels: [String: String]) -> InstanceClaim {
+        InstanceClaim(owner: labels[BotLabels.owner] ?? "?", databasePath: labels[BotLabels.claimPath] ?? "?",
+                      host: labels[BotLabels.claimHost] ?? "?",
+                      since: labels[BotLabels.claimSince].flatMap { ISO8601DateFormatter().date(from: $0) })
     }
 
     public func releaseInstanceClaim() async throws(ContainerError) {

@@ -69,6 +69,7 @@ public final class Controller: Sendable {
     private let transientFailures = NIOLockedValueBox<[WorkKey: Int]>([:])
     /// Whether the last resync engaged the mass-removal guard: workers then hold unexplained removals too.
     private let removalsHeld = NIOLockedValueBox(false)
+    private let garbageChecked = NIOLockedValueBox(false)
     /// Keys with an update in progress (a switch-over holds its slot until confirmed or rolled back), and the keys
     /// waiting for a slot (in arrival order).
     private let updates = NIOLockedValueBox<(running: Set<WorkKey>, waiting: [WorkKey])>(([], []))
@@ -142,6 +143,11 @@ public final class Controller: Sendable {
         for key in now.sorted(by: { $0.description < $1.description }) { queue.add(key) }
         for (key, at) in later { requeue(key, at: at) }
         metrics.fleet(view)
+        // What the engine keeps beside containers (Swarm's secrets and networks) and a crash left unused: looked for at the
+        // first resync and whenever the fleet has work, never on an idle resync.
+        if garbageChecked.withLockedValue({ checked in defer { checked = true }; return !checked }) || view.plan.hasChanges {
+            await runtime.collectGarbage()
+        }
         return view
     }
 
@@ -232,7 +238,7 @@ public final class Controller: Sendable {
         var desired: [DesiredBot] = []
         var invalid: [InvalidBot] = []
         if let row = state.row {
-            switch BotValidation.validate(row, secretsRoot: secrets.root, dataRoot: self.state.root) {
+            switch FleetView.validate(row, secrets: secrets, state: self.state, runtime: runtime) {
             case .valid(var bot):
                 secrets.resolve(&bot, createKey: true)
                 if bot.pullPolicy == .always || state.status?.failedUpdateHash != nil {
@@ -257,7 +263,7 @@ public final class Controller: Sendable {
         let now = clock.now()
         let plan = Planner.plan(PlannerInput(desired: desired, invalid: invalid, observed: observed, statuses: statuses,
                                              adoptedHashes: adopted, ownerId: store.ownerId, now: now, updatePolicy: settings.updatePolicy,
-                                             probes: probes))
+                                             probes: probes, capabilities: runtime.capabilities))
         return await apply(plan, key: key, prior: state.status)
     }
 
@@ -281,7 +287,7 @@ public final class Controller: Sendable {
             }
         }
         var plan = Planner.plan(PlannerInput(desired: [], invalid: [], observed: ObservedContainers(managed: [container]),
-                                             ownerId: store.ownerId, now: clock.now()))
+                                             ownerId: store.ownerId, now: clock.now(), capabilities: runtime.capabilities))
         plan.actions = plan.actions.filter { $0.containerId == container.id && $0.isOrphan }
         return await apply(plan, key: key, prior: nil)
     }
@@ -290,7 +296,7 @@ public final class Controller: Sendable {
     private func apply(_ plan: Plan, key: WorkKey, prior: BotStatus?) async -> KeyReport {
         // A pull's outcome is for the create it was made for: a plan without one drops it (it must not let a later
         // create of an `always` bot skip its pull, nor replay an old failure).
-        if !plan.actions.contains(where: { $0.kind == .create || $0.kind == .recreate || $0.kind == .update }) { await puller.clearOutcome(for: key) }
+        if !plan.actions.contains(where: { [.create, .recreate, .update, .reconfigure].contains($0.kind) }) { await puller.clearOutcome(for: key) }
         do {
             try await store.record(statuses: plan.statusUpdates, events: plan.events)
         } catch {
@@ -312,7 +318,8 @@ public final class Controller: Sendable {
             }
             var image: ImageInfo?
             var pinnedImage: String?
-            let needsImage = action.kind == .create || action.kind == .recreate || (action.kind == .update && action.updateStep != .start)
+            let needsImage = action.kind == .create || action.kind == .recreate || action.kind == .reconfigure
+                || (action.kind == .update && action.updateStep != .start)
             if needsImage {
                 switch await imageReadiness(action, key: key, prior: prior) {
                 case .ready(let info, let pinned):
@@ -396,7 +403,7 @@ public final class Controller: Sendable {
                     // A step that failed leaves the switch-over under way: it keeps its slot and comes back after the backoff.
                     switching = !result.result.succeeded && action.previousContainerId != nil
                         && result.result.error?.code != .updateRolledBack
-                } else if action.kind == .recreate {
+                } else if action.kind == .recreate || action.kind == .reconfigure {
                     switching = false
                 } else if action.kind == .update {
                     // Confirmed (or not) by the next look: a health event, the minimum uptime, or the deadline.
@@ -579,6 +586,13 @@ public final class Controller: Sendable {
             try await runtime.removeContainer(botId: botId)
             let created = try await createAndStart(action, image: image, pinnedImage: nil)
             return (created.status, created)
+        case .reconfigure:
+            guard let bot = action.desired else { throw ContainerError(.invalidSpec, "no desired spec", botId: botId) }
+            let prepared = try await prepare(bot, restoring: nil, pinnedImage: nil)
+            try await runtime.reconfigureContainer(botId: botId, config: prepared.config, launch: prepared.launch)
+            let created = Created(status: await statusAfterAction(botId: botId), config: prepared.config, published: prepared.launch.published,
+                                  image: image, reference: ImageReference(prepared.config.image))
+            return (created.status, created)
         case .update:
             return try await performUpdate(action, image: image)
         case .confirm:
@@ -722,39 +736,12 @@ public final class Controller: Sendable {
     /// Prepares what the container needs on the host (secrets directory, state directories, environment values from
     /// secrets, host ports), creates it and starts it when the bot should run.
     private func createAndStart(_ action: PlannedAction, image: ImageInfo?, pinnedImage: String?) async throws(ContainerError) -> Created {
-        guard var bot = action.desired else { throw ContainerError(.invalidSpec, "no desired spec", botId: action.botId) }
-        if let restoring = action.restoring { bot.config = restoring }
-        do {
-            try secrets.ensureDirectory(for: bot.id)
-        } catch {
-            throw ContainerError(.secretsError, error.message, botId: bot.id)
-        }
-        try state.ensure(botId: bot.id, config: bot.config)
-        // Values and digests are read together now, so the label always describes the values the container got.
-        if let problem = secrets.resolveDigests(for: bot.id, config: &bot.config, createKey: true) {
-            throw ContainerError(.secretsError, problem, botId: bot.id)
-        }
-        if let restoring = action.restoring, bot.config.secretDigests != restoring.secretDigests {
-            throw ContainerError(.updateRolledBack, "cannot make the rolled-back spec again: secrets its environment used have changed since; "
-                                 + "`botmaker bot retry \(bot.id)` deploys the new target", botId: bot.id)
-        }
-        let environment: [String]
-        do { environment = try secrets.resolveEnvironment(for: bot.id, config: bot.config) } catch {
-            throw ContainerError(.secretsError, error.message, botId: bot.id)
-        }
-        var published: [PublishedPort] = []
-        if !bot.config.ports.isEmpty {
-            do {
-                published = try await store.publishedPorts(botId: bot.id, ports: bot.config.ports, range: settings.portRange,
-                                                            isFree: { mapping, port in HostPortProbe.isFree(ip: mapping.hostIP, port: port, proto: mapping.proto) })
-            } catch let error as ContainerError {
-                throw error
-            } catch {
-                throw ContainerError(.observeFailed, "cannot record the bot's host ports: \(error)", botId: bot.id)
-            }
-        }
-        let containerId = try await runtime.createContainer(botId: bot.id, config: bot.config,
-                                                            launch: ContainerLaunch(environment: environment, published: published, image: pinnedImage))
+        guard let desired = action.desired else { throw ContainerError(.invalidSpec, "no desired spec", botId: action.botId) }
+        let prepared = try await prepare(desired, restoring: action.restoring, pinnedImage: pinnedImage)
+        var bot = desired
+        bot.config = prepared.config
+        let published = prepared.launch.published
+        let containerId = try await runtime.createContainer(botId: bot.id, config: bot.config, launch: prepared.launch)
         if action.kind == .update { Failpoint.hit("update.after-create") }
         if bot.desiredState == .running {
             do {
@@ -773,6 +760,70 @@ public final class Controller: Sendable {
         }
         return Created(status: await statusAfterAction(botId: bot.id), config: bot.config, published: published, image: image,
                        reference: ImageReference(bot.config.image))
+    }
+
+    /// What a container needs on the host before it is made (secrets directory, state directories, environment values
+    /// from secrets, host ports; for Swarm also the secret files, the registry credentials and a stateful bot's node),
+    /// with the config whose secret digests describe exactly the values read.
+    private func prepare(_ desired: DesiredBot, restoring: ContainerConfig?, pinnedImage: String?) async throws(ContainerError)
+        -> (config: ContainerConfig, launch: ContainerLaunch) {
+        var bot = desired
+        if let restoring { bot.config = restoring }
+        do {
+            try secrets.ensureDirectory(for: bot.id)
+        } catch {
+            throw ContainerError(.secretsError, error.message, botId: bot.id)
+        }
+        let capabilities = runtime.capabilities
+        // A Swarm node's volumes are made by the engine on that node: nothing to prepare on this host.
+        if !capabilities.pinsStatefulBots { try state.ensure(botId: bot.id, config: bot.config) }
+        // Values and digests are read together now, so the label always describes the values the container got.
+        if let problem = secrets.resolveDigests(for: bot.id, config: &bot.config, createKey: true) {
+            throw ContainerError(.secretsError, problem, botId: bot.id)
+        }
+        if let restoring, bot.config.secretDigests != restoring.secretDigests || bot.config.secretFileDigests != restoring.secretFileDigests {
+            throw ContainerError(.updateRolledBack, "cannot make the rolled-back spec again: secrets its environment used have changed since; "
+                                 + "`botmaker bot retry \(bot.id)` deploys the new target", botId: bot.id)
+        }
+        let environment: [String]
+        do { environment = try secrets.resolveEnvironment(for: bot.id, config: bot.config) } catch {
+            throw ContainerError(.secretsError, error.message, botId: bot.id)
+        }
+        var published: [PublishedPort] = []
+        if !bot.config.ports.isEmpty {
+            do {
+                published = try await store.publishedPorts(botId: bot.id, ports: bot.config.ports, range: settings.portRange,
+                                                            isFree: { mapping, port in HostPortProbe.isFree(ip: mapping.hostIP, port: port, proto: mapping.proto) })
+            } catch let error as ContainerError {
+                throw error
+            } catch {
+                throw ContainerError(.observeFailed, "cannot record the bot's host ports: \(error)", botId: bot.id)
+            }
+        }
+        var launch = ContainerLaunch(environment: environment, published: published, image: pinnedImage)
+        launch.updateStrategy = bot.updateStrategy
+        launch.running = bot.desiredState == .running
+        if capabilities.copiesSecretFiles {
+            do { launch.secretFiles = try secrets.secretFiles(for: bot.id) } catch {
+                throw ContainerError(.secretsError, error.message, botId: bot.id)
+            }
+            // The spec's digests are those of the files the engine gets.
+            bot.config.secretFileDigests = launch.secretFiles.isEmpty ? nil : Dictionary(uniqueKeysWithValues: launch.secretFiles.map { ($0.name, $0.digest) })
+        }
+        if capabilities.pinsStatefulBots {
+            launch.registryAuth = try? await settings.registryCredentials.lookUp(ImageReference(bot.config.image).registry)?.header
+            if !bot.config.mounts.isEmpty {
+                do {
+                    launch.node = try await store.pinnedNode(botId: bot.id)
+                    if launch.node == nil { launch.node = try await store.pin(botId: bot.id, nodeId: try await runtime.chooseNode(botId: bot.id)) }
+                } catch let error as ContainerError {
+                    throw error
+                } catch {
+                    throw ContainerError(.observeFailed, "cannot record the bot's node: \(error)", botId: bot.id)
+                }
+            }
+        }
+        return (bot.config, launch)
     }
 
     /// What a create made: the container's state, the spec it was made from (secret digests resolved), its ports and

@@ -18,7 +18,7 @@ public struct FleetView: Sendable {
         var desired: [DesiredBot] = []
         var invalid: [InvalidBot] = []
         for row in snapshot.bots {
-            switch BotValidation.validate(row, secretsRoot: secrets.root, dataRoot: state.root) {
+            switch validate(row, secrets: secrets, state: state, runtime: runtime) {
             case .valid(var bot):
                 secrets.resolve(&bot, createKey: createKey)
                 desired.append(bot)
@@ -40,7 +40,7 @@ public struct FleetView: Sendable {
         let probes = await updateProbes(runtime: runtime, observed: observed, bots: desired, secrets: secrets)
         let plan = Planner.plan(PlannerInput(
             desired: desired, invalid: invalid, observed: observed, statuses: snapshot.statuses, adoptedHashes: adopted,
-            ownerId: store.ownerId, now: now, updatePolicy: updatePolicy, probes: probes))
+            ownerId: store.ownerId, now: now, updatePolicy: updatePolicy, probes: probes, capabilities: runtime.capabilities))
         // The guard: removals nobody asked for (no tombstone), too many of them at once.
         let unexplained = RemovalGuard.unexplained(plan, tombstones: snapshot.tombstones)
         let ours = observed.managed.filter { store.ownerId.isEmpty || $0.owner == store.ownerId }.count
@@ -49,6 +49,14 @@ public struct FleetView: Sendable {
         if allowMassRemoval || approved { reason = nil }
         let guarded = reason.map { RemovalGuard.holding(plan, unexplained, reason: $0) } ?? plan
         return FleetView(plan: guarded, snapshot: snapshot, observed: observed, removalGuard: reason)
+    }
+
+    /// The row validated, then checked against what the engine can run: a refusal (Swarm cannot express a field) is the
+    /// row's `INVALID_SPEC`, never a silently weaker container.
+    static func validate(_ row: BotRow, secrets: SecretsManager, state: StateDirectories, runtime: any ContainerRuntime) -> BotValidation.Outcome {
+        let outcome = BotValidation.validate(row, secretsRoot: secrets.root, dataRoot: state.root)
+        guard case .valid(let bot) = outcome, let refusal = runtime.refusal(for: bot.id, config: bot.config) else { return outcome }
+        return .invalid(InvalidBot(id: bot.id, generation: bot.generation, desiredState: bot.desiredState, message: refusal))
     }
 
     /// Spec hashes for containers without a spec-hash label that match their bot (adopted, not recreated).

@@ -27,11 +27,13 @@ public struct PlannedAction: Sendable, Equatable {
         case confirm
         /// The new container failed (or the update is no longer wanted): it is removed and the previous one comes back.
         case rollback
+        /// The engine applies the changed spec to the bot's service in place (Swarm's service update).
+        case reconfigure
 
         /// True for kinds that call Docker to change something.
         public var isMutating: Bool {
             switch self {
-            case .create, .start, .stop, .restart, .recreate, .remove, .update, .confirm, .rollback: true
+            case .create, .start, .stop, .restart, .recreate, .remove, .update, .confirm, .rollback, .reconfigure: true
             case .invalid, .blocked, .wait, .unowned: false
             }
         }
@@ -48,16 +50,17 @@ public struct PlannedAction: Sendable, Equatable {
             case .update: "updating"
             case .confirm: "confirming"
             case .rollback: "rolling back"
+            case .reconfigure: "updating the service"
             case .invalid, .blocked, .wait, .unowned: rawValue
             }
         }
 
-        /// The plan symbol: `+` create, `~` start/stop/restart, `-/+` recreate or update, `-` remove (and a confirmed
+        /// The plan symbol: `+` create, `~` start/stop/restart or an update in place, `-/+` recreate or update, `-` remove (and a confirmed
         /// update's previous container), `<-` rollback, `!` invalid or blocked, `…` wait, `?` unowned.
         public var symbol: String {
             switch self {
             case .create: "+"
-            case .start, .stop, .restart: "~"
+            case .start, .stop, .restart, .reconfigure: "~"
             case .recreate, .update: "-/+"
             case .remove, .confirm: "-"
             case .rollback: "<-"
@@ -108,6 +111,8 @@ public struct PlannedAction: Sendable, Equatable {
     public var countsTowardRolloutPause = true
     /// For a `create` of a bot whose update was rolled back: the config its container had (never the failed target).
     public var restoring: ContainerConfig?
+    /// Swarm: the node the bot's task runs on.
+    public var node: String?
 
     public init(botId: String, containerName: String, kind: Kind, cause: String, containerId: String? = nil,
                 desired: DesiredBot? = nil, errorCode: ContainerError.Code? = nil, isOrphan: Bool = false, retryAt: Date? = nil) {

@@ -14,12 +14,13 @@ public enum PlanRenderer {
             let symbol = action.kind.symbol.padding(toLength: 3, withPad: " ", startingAt: 0)
             let name = action.containerName.padding(toLength: max(width, action.containerName.count), withPad: " ", startingAt: 0)
             var line = "\(symbol) \(name)  \(action.kind.rawValue): \(action.cause)"
+            if let node = action.node { line += " (node \(node))" }
             if let code = action.errorCode { line += " [\(code.rawValue)]" }
             if let outcome = outcomes[key(of: action)] {
                 line += outcome.error.map { " → FAILED \($0.code.rawValue): \($0.message)" } ?? " → done"
             }
             lines.append(line)
-            if action.kind == .create || action.kind == .recreate || (action.kind == .update && action.previousContainerId == nil), let bot = action.desired {
+            if action.kind == .create || action.kind == .recreate || action.kind == .reconfigure || (action.kind == .update && action.previousContainerId == nil), let bot = action.desired {
                 // Environment from secrets shows its source (`KEY=@secret:NAME`), never a value.
                 let fromSecrets = bot.config.secretEnvironment.map { " \($0.key)=\(SecretEnvironment.prefix)\($0.secret)" }.joined()
                 lines.append("      image: \(bot.config.image)  env: \(maskedEnvironment(bot.config.environment))\(fromSecrets)")
@@ -33,6 +34,7 @@ public enum PlanRenderer {
         if plan.actions.isEmpty { return "No changes. Containers match the desired state." }
         var text = "Plan: \(plan.count(.create)) to create, \(plan.count(.start)) to start, \(plan.count(.stop)) to stop, "
             + "\(plan.count(.restart)) to restart, \(plan.count(.recreate)) to recreate, \(plan.count(.remove)) to remove"
+            + (plan.count(.reconfigure) > 0 ? ", \(plan.count(.reconfigure)) to update in place" : "")
             + (plan.count(.update) + plan.count(.confirm) + plan.count(.rollback) > 0
                ? ", \(plan.count(.update)) to update, \(plan.count(.confirm)) to confirm, \(plan.count(.rollback)) to roll back" : "") + "; "
             + "\(plan.count(.invalid)) invalid, \(plan.count(.blocked)) blocked, \(plan.count(.wait)) waiting"
@@ -67,6 +69,7 @@ public enum PlanRenderer {
                     symbol: action.kind.symbol,
                     cause: action.cause,
                     containerId: action.containerId,
+                    node: action.node,
                     errorCode: action.errorCode?.rawValue,
                     image: action.desired?.config.image,
                     environmentKeys: action.desired.map { $0.config.environment.map(EnvironmentEntry.key) + $0.config.secretEnvironment.map(\.key) },
@@ -95,6 +98,7 @@ public enum PlanRenderer {
             var symbol: String
             var cause: String
             var containerId: String?
+            var node: String?
             var errorCode: String?
             var image: String?
             var environmentKeys: [String]?
@@ -103,7 +107,7 @@ public enum PlanRenderer {
             var seconds: Double?
 
             enum CodingKeys: String, CodingKey {
-                case botId = "bot_id", container, kind, symbol, cause, containerId = "container_id", errorCode = "error_code"
+                case botId = "bot_id", container, kind, symbol, cause, containerId = "container_id", node, errorCode = "error_code"
                 case image, environmentKeys = "environment_keys", result, error, seconds
             }
         }

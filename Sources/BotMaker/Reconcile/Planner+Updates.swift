@@ -5,6 +5,9 @@ import Foundation
 extension Planner {
     /// A running bot's spec (or, for `always` bots, its image) changed.
     static func updateDecision(bot: DesiredBot, cause: String, input: PlannerInput) -> Decision {
+        if input.capabilities.updatesInPlace {
+            return .act(.reconfigure, cause + (bot.updateStrategy == .rollback ? " (the engine rolls back on failure)" : ""))
+        }
         guard bot.updateStrategy == .rollback else { return .act(.recreate, cause) }
         let previousName = ContainerDefaults.previousName(for: bot.id)
         if let holder = input.observed.foreignNames[previousName] {

@@ -17,10 +17,13 @@ public struct PlannerInput: Sendable {
     /// Bot id → an inspect of its new container, for bots with a previous container (an update in progress): when it
     /// started, whether Docker restarted it, its last health check.
     public var probes: [String: ContainerStatus]
+    /// What the engine does differently from one host (Swarm updates services in place).
+    public var capabilities: RuntimeCapabilities
 
     public init(desired: [DesiredBot], invalid: [InvalidBot] = [], observed: ObservedContainers, statuses: [String: BotStatus] = [:],
                 adoptedHashes: [String: String] = [:], ownerId: String? = nil, now: Date, updatePolicy: UpdatePolicy = .init(),
-                probes: [String: ContainerStatus] = [:]) {
+                probes: [String: ContainerStatus] = [:], capabilities: RuntimeCapabilities = .init()) {
+        self.capabilities = capabilities
         self.updatePolicy = updatePolicy
         self.probes = probes
         self.ownerId = ownerId
@@ -116,6 +119,11 @@ public enum Planner {
                                               containerId: container.id, isOrphan: true))
         }
 
+        let nodes = Dictionary(input.observed.managed.compactMap { container in container.node.map { (container.id, $0) } },
+                               uniquingKeysWith: { a, _ in a })
+        if !nodes.isEmpty {
+            for index in plan.actions.indices { plan.actions[index].node = plan.actions[index].containerId.flatMap { nodes[$0] } }
+        }
         plan.sortActions()
         return plan
     }
@@ -137,6 +145,8 @@ public enum Planner {
         case held(String)
         /// The rolled-back bot has no container: made again from the config it had.
         case restore(ContainerConfig)
+        /// The engine rolled the bot's update back by itself (Swarm): recorded as `UPDATE_ROLLED_BACK`, its target held.
+        case engineRolledBack(String)
     }
 
     static func decide(bot: DesiredBot, container: ContainerInfo?, input: PlannerInput) -> Decision {
@@ -176,11 +186,19 @@ public enum Planner {
             if container.state == .removing { return .waitForDocker("container is being removed") }
             // A held bot runs the spec its failed update was rolled back to: that drift is expected, and only repairs happen.
             let held = isFailedTarget(bot, status)
+            if input.capabilities.updatesInPlace, !held, let failed = container.rolledBackFrom, failed == desiredHash, observedHash != desiredHash {
+                return .engineRolledBack("Swarm rolled the update to generation \(bot.generation) back: the new task failed within "
+                                         + "--update-min-uptime (\(container.status))")
+            }
             // An update that stopped its old container and was interrupted before the rename goes on as an update.
             let switching = container.state == .running || container.state == .restarting || status?.updatePhase != nil
             if observedHash != desiredHash && !held {
                 let cause = driftCause(bot: bot, container: container, observedHash: observedHash, status: status)
-                return switching ? updateDecision(bot: bot, cause: cause, input: input) : .act(.recreate, cause)
+                return switching ? updateDecision(bot: bot, cause: cause, input: input)
+                    : .act(input.capabilities.updatesInPlace ? .reconfigure : .recreate, cause)
+            }
+            if let pending = container.pending {
+                return container.nodeDown ? .blocked(.nodeDown, pending) : .waitForDocker(pending)
             }
             switch container.state {
             case .running:
@@ -275,6 +293,17 @@ public enum Planner {
                 status.lastErrorAt = status.lastErrorAt ?? input.now
             }
             commit(status, input: input, into: &plan)
+        case .engineRolledBack(let message):
+            plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .blocked, cause: message, containerId: container?.id,
+                                              desired: bot, errorCode: .updateRolledBack))
+            observe(container, into: &status)
+            status.failedUpdateHash = bot.config.specHash
+            status.failedUpdateImageId = bot.resolvedImageId
+            status.rolledBackFromGeneration = bot.generation
+            status.rolloutFailure = true
+            status.observedGeneration = bot.generation
+            setError(.updateRolledBack, message, on: &status, botId: bot.id, action: "rollback", input: input, plan: &plan)
+            commit(status, input: input, into: &plan)
         case .restore(let config):
             var action = PlannedAction(botId: bot.id, containerName: name, kind: .create,
                                        cause: "no container; made again from the spec the failed update was rolled back to",
@@ -292,7 +321,8 @@ public enum Planner {
             // The steps of a switch-over never back off: the bot is down between them.
             if previous == nil, waitsForBackoff(kind) { return }
             var action = PlannedAction(botId: bot.id, containerName: name, kind: kind, cause: cause, containerId: container?.id, desired: bot)
-            action.isUpdate = kind == .confirm || (kind == .recreate && (container?.state == .running || container?.state == .restarting))
+            action.isUpdate = kind == .confirm
+                || ((kind == .recreate || kind == .reconfigure) && (container?.state == .running || container?.state == .restarting))
             action.previousContainerId = previous?.id
             if kind == .restart, container?.health == .unhealthy, bot.restartRequestedAt == prior?.restartObservedAt || bot.restartRequestedAt == nil {
                 action.errorCode = .unhealthy
@@ -364,6 +394,7 @@ public enum Planner {
         status.inFlightSince = nil
         guard let container else {
             status.containerId = nil
+            status.node = nil
             status.actualState = "absent"
             status.exitCode = nil
             status.health = nil
@@ -371,6 +402,7 @@ public enum Planner {
             return
         }
         status.noteContainer(container.id, imageId: container.imageId)
+        status.node = container.node
         // Containers made before image IDs were recorded: the running image is the one a repair comes back on.
         if status.imageId == nil, let imageId = container.imageId { status.imageId = imageId }
         status.actualState = container.state.rawValue

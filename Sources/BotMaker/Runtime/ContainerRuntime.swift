@@ -90,12 +90,59 @@ public protocol ContainerRuntime: Sendable {
 
     /// Releases connections; the runtime is not used afterwards.
     func shutdown() async
+
+    /// What the engine does differently from one Docker host.
+    var capabilities: RuntimeCapabilities { get }
+
+    /// Why the engine cannot run `config` as declared (recorded as `INVALID_SPEC`), or nil. An engine never weakens a
+    /// spec silently.
+    func refusal(for botId: String, config: ContainerConfig) -> String?
+
+    /// Applies a changed spec to the bot's container in place (``RuntimeCapabilities/updatesInPlace`` engines only).
+    func reconfigureContainer(botId: String, config: ContainerConfig, launch: ContainerLaunch) async throws(ContainerError)
+
+    /// The node a new bot with state is pinned to (``RuntimeCapabilities/pinsStatefulBots`` engines only): its id.
+    func chooseNode(botId: String) async throws(ContainerError) -> String
+
+    /// Removes what the engine keeps for bots beside their containers (Swarm's secrets and networks) that no bot of
+    /// ours uses any more. Best effort; never touches anything without our labels.
+    func collectGarbage() async
+}
+
+/// What an engine does differently from one Docker host.
+public struct RuntimeCapabilities: Sendable, Equatable {
+    /// A changed spec is applied to the bot's service in place (Swarm's service update, which also rolls back by itself),
+    /// never by a remove and a create.
+    public var updatesInPlace = false
+    /// A bot with state is pinned to the node it first runs on, where its state lives.
+    public var pinsStatefulBots = false
+    /// Secret files are copied into the engine, so their digests belong to the spec.
+    public var copiesSecretFiles = false
+    /// The engine's name for logs and `/readyz`.
+    public var name = "docker"
+
+    public init(updatesInPlace: Bool = false, pinsStatefulBots: Bool = false, copiesSecretFiles: Bool = false, name: String = "docker") {
+        self.updatesInPlace = updatesInPlace
+        self.pinsStatefulBots = pinsStatefulBots
+        self.copiesSecretFiles = copiesSecretFiles
+        self.name = name
+    }
 }
 
 extension ContainerRuntime {
     public func startContainer(botId: String) async throws(ContainerError) {
         try await startContainer(botId: botId, containerId: nil)
     }
+
+    public var capabilities: RuntimeCapabilities { RuntimeCapabilities() }
+    public func refusal(for botId: String, config: ContainerConfig) -> String? { nil }
+    public func reconfigureContainer(botId: String, config: ContainerConfig, launch: ContainerLaunch) async throws(ContainerError) {
+        throw ContainerError(.configError, "this engine does not update containers in place", botId: botId)
+    }
+    public func chooseNode(botId: String) async throws(ContainerError) -> String {
+        throw ContainerError(.configError, "this engine has no nodes", botId: botId)
+    }
+    public func collectGarbage() async {}
 }
 
 /// One change to one of our containers.

@@ -13,9 +13,17 @@ extension SecretsManager {
     /// `createKey`: make the digest key if there is none (false for side-effect-free previews).
     public func resolveDigests(for botId: String, config: inout ContainerConfig, createKey: Bool) -> String? {
         config.secretDigests = [:]
-        guard !config.secretEnvironment.isEmpty else { return nil }
+        config.secretFileDigests = nil
+        guard !config.secretEnvironment.isEmpty || digestsSecretFiles else { return nil }
         let key: SymmetricKey?
         do { key = try digestKey(create: createKey) } catch { return error.message }
+        if digestsSecretFiles {
+            do {
+                config.secretFileDigests = Dictionary(uniqueKeysWithValues: try secretFiles(for: botId, key: key).map { ($0.name, $0.digest) })
+            } catch {
+                return error.message
+            }
+        }
         for reference in config.secretEnvironment where config.secretDigests[reference.secret] == nil {
             switch readValue(botId: botId, name: reference.secret) {
             case .failure(let error): return error.message
@@ -26,6 +34,40 @@ extension SecretsManager {
             }
         }
         return nil
+    }
+
+    /// Swarm limits a secret to 500 KB.
+    public static let maxSecretFileBytes = 500 * 1024
+
+    /// Every secret file of the bot (regular files with valid names), read now with its keyed digest; for engines that
+    /// copy them. A bot without a secrets directory has none.
+    public func secretFiles(for botId: String, createKey: Bool = true) throws(SecretsError) -> [SecretFile] {
+        try secretFiles(for: botId, key: try digestKey(create: createKey))
+    }
+
+    func secretFiles(for botId: String, key: SymmetricKey?) throws(SecretsError) -> [SecretFile] {
+        var files: [SecretFile] = []
+        for name in try list(botId: botId) {
+            let path = (try directory(for: botId) as NSString).appendingPathComponent(name)
+            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else {
+                if errno == ELOOP { throw SecretsError("secret file \(name): \(path) is a symlink (refused)") }
+                continue
+            }
+            defer { close(fd) }
+            var info = stat()
+            guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            guard info.st_size <= Self.maxSecretFileBytes else {
+                throw SecretsError("secret file \(name) is larger than \(Self.maxSecretFileBytes / 1024) KB, the limit of a Swarm secret")
+            }
+            var data = Data(count: Int(info.st_size))
+            let count = data.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard count >= 0 else { throw SecretsError("cannot read secret file \(name): \(Self.errnoText())") }
+            data = data.prefix(count)
+            let digest = key.map { HMAC<SHA256>.authenticationCode(for: data, using: $0).map { String(format: "%02x", $0) }.joined() } ?? "no-digest-key"
+            files.append(SecretFile(name: name, data: data, digest: digest))
+        }
+        return files
     }
 
     /// Resolves the digests of the bot's secret environment values, recording a problem on the bot.

@@ -7,10 +7,13 @@ public struct SecretsManager: Sendable {
     public static let environmentVariable = "BOTMAKER_SECRETS_DIR"
 
     public let root: String
+    /// For engines that copy secret files into themselves (Swarm): the files' digests are part of each bot's spec.
+    public var digestsSecretFiles: Bool
 
     /// `root` may be relative; it is resolved against the current directory.
-    public init(root: String) {
+    public init(root: String, digestsSecretFiles: Bool = false) {
         self.root = Self.absolute(root)
+        self.digestsSecretFiles = digestsSecretFiles
     }
 
     /// The root from an explicit option, else `BOTMAKER_SECRETS_DIR`, else `./secrets`; always absolute.

@@ -145,6 +145,8 @@ public struct BotStatus: Sendable, Equatable, Codable, FetchableRecord, Persista
     public var rolledBackFromGeneration: Int64?
     /// Whether that rollback counts toward pausing the rollout of its image.
     public var rolloutFailure: Bool = false
+    /// Swarm: the node (hostname) the bot's task runs on.
+    public var node: String?
 
     public init(botId: String) {
         self.botId = botId
@@ -215,7 +217,7 @@ public struct BotStatus: Sendable, Equatable, Codable, FetchableRecord, Persista
         case updatePhase = "update_phase", updateStartedAt = "update_started_at", previousContainerId = "previous_container_id"
         case appliedConfig = "applied_config", previousConfig = "previous_config", previousImageId = "previous_image_id", failedUpdateHash = "failed_update_hash"
         case failedUpdateImageId = "failed_update_image_id", rolledBackFromGeneration = "rolled_back_from_generation"
-        case rolloutFailure = "rollout_failure"
+        case rolloutFailure = "rollout_failure", node
     }
 
     /// The fields a pass compares to decide whether a write is needed (times of the write itself excluded).

@@ -44,6 +44,8 @@ public struct ContainerError: Error, Sendable, CustomStringConvertible {
         case updateRolledBack = "UPDATE_ROLLED_BACK"
         /// The rollout of an image was paused after `--max-failed-updates` rollbacks; `botmaker rollout resume`.
         case rolloutPaused = "ROLLOUT_PAUSED"
+        /// Swarm: the bot is pinned to the node its state lives on, and that node is down (it is not moved without its data).
+        case nodeDown = "NODE_DOWN"
     }
 
     public var code: Code

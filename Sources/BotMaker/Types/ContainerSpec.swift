@@ -21,6 +21,8 @@ public struct ContainerSpec: Sendable, Equatable, Codable {
     public var secretEnvironment: [String]?
     public var command: [String]?
     public var secretsMount: String
+    /// `NAME#<keyed digest>` per secret file, for engines that copy them (Swarm).
+    public var secretFiles: [String]?
     public var restartPolicy: String
     public var networkMode: String
     public var initProcess: Bool
@@ -48,6 +50,7 @@ public struct ContainerSpec: Sendable, Equatable, Codable {
         }
         command = config.command
         secretsMount = ContainerDefaults.secretsBind(config.secretsPath)
+        secretFiles = config.secretFileDigests.flatMap { $0.isEmpty ? nil : $0.map { "\($0.key)#\($0.value)" }.sorted() }
         restartPolicy = ContainerDefaults.restartPolicy
         networkMode = config.network.dockerName
         initProcess = ContainerDefaults.initProcess
@@ -86,6 +89,7 @@ public struct ContainerSpec: Sendable, Equatable, Codable {
         check(secretEnvironment, other.secretEnvironment, "environment from secrets")
         check(command, other.command, "command")
         check(secretsMount, other.secretsMount, "secrets mount")
+        check(secretFiles, other.secretFiles, "secret files")
         check(restartPolicy, other.restartPolicy, "restart policy")
         check(networkMode, other.networkMode, "network")
         check(initProcess, other.initProcess, "init")

@@ -74,6 +74,14 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
     public var health: ContainerHealth?
     /// The ID (`sha256:…`) of the image the container was made from, when the engine said.
     public var imageId: String?
+    /// Swarm: the hostname of the node the bot's task runs on (or was placed on).
+    public var node: String?
+    /// Swarm: why the engine has not started the bot's task yet (placing it, pulling, a pinned node that is down).
+    public var pending: String?
+    /// Swarm: the bot is pinned to a node that is down (with `pending` saying which).
+    public var nodeDown = false
+    /// Swarm: the spec hash of an update the engine rolled back itself (its update failed), while it still shows.
+    public var rolledBackFrom: String?
 
     /// `exitCode` defaults to the one in a human status such as `Exited (137) 5 minutes ago`.
     public init(id: String, name: String, botId: String, state: ContainerState, status: String, image: String = "",
@@ -123,6 +131,9 @@ public struct ContainerConfig: Sendable, Equatable, Codable {
     /// Keyed digests of the secret values `secretEnvironment` uses (name → digest), so that a rotation changes the
     /// spec hash; filled in by ``SecretsManager/resolveDigests(for:)``. Never the values themselves.
     public var secretDigests: [String: String]
+    /// Keyed digests of the files in the secrets directory (file → digest), for engines that copy them (Swarm), so
+    /// that a rotation changes the spec; nil elsewhere (a bind mount shows a rotated file at once).
+    public var secretFileDigests: [String: String]?
     /// Absolute host path mounted read-only at `/run/secrets`.
     public var secretsPath: String
     /// Overrides the image's CMD when set.
@@ -179,6 +190,17 @@ public struct ContainerLaunch: Sendable, Equatable, CustomStringConvertible, Cus
     /// The image to create from when it is not the spec's reference: the ID a repaired bot ran (a tag that moved
     /// meanwhile is deployed only by an update, never by a repair).
     public var image: String?
+    /// Engines that copy secret files (Swarm): each file of the bot's secrets directory, read now with its digest.
+    public var secretFiles: [SecretFile] = []
+    /// Swarm: the node a bot with state is pinned to (its id).
+    public var node: String?
+    /// Swarm: the registry credentials header for the nodes' pulls (never logged).
+    public var registryAuth: String?
+    /// Swarm: how the engine handles a failed update of the service (its own rollback, or none).
+    public var updateStrategy: UpdateStrategy = .rollback
+    /// The bot should run: an engine that can make it running at once (Swarm: replicas 1) does, and the start that
+    /// follows finds nothing to do.
+    public var running = false
 
     public init(environment: [String], published: [PublishedPort] = [], image: String? = nil) {
         self.environment = environment
@@ -187,12 +209,32 @@ public struct ContainerLaunch: Sendable, Equatable, CustomStringConvertible, Cus
     }
 
     public var description: String {
-        "ContainerLaunch(environment keys: \(environment.map(EnvironmentEntry.key)), published: \(published.map(\.description)), image: \(image ?? "-"))"
+        "ContainerLaunch(environment keys: \(environment.map(EnvironmentEntry.key)), published: \(published.map(\.description)), image: \(image ?? "-")"
+            + (secretFiles.isEmpty ? "" : ", secret files: \(secretFiles.map(\.name))") + (node.map { ", node: \($0)" } ?? "") + ")"
     }
     public var debugDescription: String { description }
     public var customMirror: Mirror {
-        Mirror(self, children: ["environmentKeys": environment.map(EnvironmentEntry.key), "published": published.map(\.description)])
+        Mirror(self, children: ["environmentKeys": environment.map(EnvironmentEntry.key), "published": published.map(\.description),
+                                "secretFiles": secretFiles.map(\.name)])
     }
+}
+
+/// One secret file's content, for engines that copy it (Swarm). Never logged: descriptions show the name only.
+public struct SecretFile: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var name: String
+    public var data: Data
+    /// The keyed digest of `data` (as in the spec), never the plain hash of a value.
+    public var digest: String
+
+    public init(name: String, data: Data, digest: String) {
+        self.name = name
+        self.data = data
+        self.digest = digest
+    }
+
+    public var description: String { "SecretFile(\(name))" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["name": name]) }
 }
 
 /// The labels botmaker puts on every container it creates.
@@ -212,6 +254,8 @@ public enum BotLabels {
     public static let claimPath = "botmaker.db-path"
     public static let claimHost = "botmaker.host"
     public static let claimSince = "botmaker.since"
+    /// Swarm: which of the bot's secret files a Swarm secret holds.
+    public static let secretFile = "botmaker.secret-file"
 }
 
 /// What the engine shows: our containers, and names in our namespace held by containers we don't manage.
