@@ -25,14 +25,16 @@ extension Botmaker {
                 print("unowned (made by another botmaker, left alone): \(unowned)\n")
             }
             if bots.isEmpty { print("no bots"); return }
-            var rows = [["ID", "DESIRED", "ACTUAL", "HEALTH", "ACTIVITY", "PORTS", "CONTAINER", "LAST ACTION", "ERROR", "NEXT ATTEMPT"]]
+            // A NODE column where bots run on a cluster (Swarm).
+            let nodes = bots.contains { $0.node != nil }
+            var rows = [["ID", "DESIRED", "ACTUAL", "HEALTH"] + (nodes ? ["NODE"] : []) + ["ACTIVITY", "PORTS", "CONTAINER", "LAST ACTION", "ERROR", "NEXT ATTEMPT"]]
             for bot in bots {
                 let container = bot.containerId.map { String($0.prefix(12)) } ?? "-"
                 let lastAction = bot.lastAction.map { "\($0) \(bot.lastActionAt.map(Self.format) ?? "")" } ?? "-"
                 let error = bot.lastErrorCode.map { "\($0): \(bot.lastErrorMessage ?? "")" } ?? "-"
                 let next = bot.nextAttemptAt.map(Self.format) ?? "-"
-                let row: [String] = [bot.id, bot.desiredState ?? "?", bot.actualState ?? "-", bot.health ?? "-", bot.activity ?? "-",
-                                     bot.publishedPorts ?? "-", container, lastAction, error, next]
+                let row: [String] = [bot.id, bot.desiredState ?? "?", bot.actualState ?? "-", bot.health ?? "-"] + (nodes ? [bot.node ?? "-"] : [])
+                    + [bot.activity ?? "-", bot.publishedPorts ?? "-", container, lastAction, error, next]
                 rows.append(row)
             }
             print(Output.table(rows))
@@ -91,6 +93,8 @@ struct BotStatusView: Encodable {
     var updateStrategy: String?
     /// The generation whose update was rolled back (the bot runs the spec before it).
     var rolledBackFromGeneration: Int64?
+    /// Swarm: the node the bot's task runs on.
+    var node: String?
 
     init(_ listing: BotListing, now: Date = Date()) {
         id = listing.row.id
@@ -120,6 +124,7 @@ struct BotStatusView: Encodable {
         updatePhase = status?.updatePhase
         updateStrategy = listing.row.updateStrategy
         rolledBackFromGeneration = status?.rolledBackFromGeneration
+        node = status?.node
         if let generation = rolledBackFromGeneration, let state = actualState {
             actualState = "\(state) (rolled back from generation \(generation))"
         }
@@ -137,6 +142,6 @@ struct BotStatusView: Encodable {
         case failureCount = "failure_count", nextAttemptAt = "next_attempt_at", lastReconciledAt = "last_reconciled_at"
         case activity, inFlightAction = "in_flight_action", inFlightSince = "in_flight_since", waitingFor = "waiting_for"
         case waitUntil = "wait_until", health, publishedPorts = "published_ports", imageId = "image_id", imageDigest = "image_digest"
-        case updatePhase = "update_phase", updateStrategy = "update_strategy", rolledBackFromGeneration = "rolled_back_from_generation"
+        case updatePhase = "update_phase", updateStrategy = "update_strategy", rolledBackFromGeneration = "rolled_back_from_generation", node
     }
 }

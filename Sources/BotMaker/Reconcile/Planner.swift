@@ -231,6 +231,7 @@ public enum Planner {
 
     static func driftCause(bot: DesiredBot, container: ContainerInfo, observedHash: String?, status: BotStatus?) -> String {
         guard observedHash != nil else { return "spec changed: container has no spec hash and does not match" }
+        if observedHash == ContainerInfo.editedOutside { return "changed outside botmaker (e.g. `docker service update`): put back" }
         let version = container.labels[BotLabels.specVersion].flatMap(Int.init) ?? 1
         if version < ContainerSpec.encodingVersion {
             return "botmaker upgrade: spec version \(version) → \(ContainerSpec.encodingVersion) "

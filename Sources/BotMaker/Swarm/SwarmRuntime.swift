@@ -180,7 +180,11 @@ public final class SwarmRuntime: ContainerRuntime {
     /// Swarm places or starts it (or its pinned node is down), `restarting` when its tasks keep failing.
     static func info(_ service: SwarmService, tasks: [SwarmTask], nodes: [String: SwarmNode]) -> ContainerInfo {
         let name = service.name
-        let labels = service.labels
+        var labels = service.labels
+        // Edited outside botmaker (`docker service update`): its spec hash no longer describes it, so it is put back.
+        if let written = labels[SwarmServiceSpec.digestLabel], written != SwarmServiceSpec.digest(of: service.spec), labels[BotLabels.specHash] != nil {
+            labels[BotLabels.specHash] = ContainerInfo.editedOutside
+        }
         let botId = labels[BotLabels.botId] ?? ContainerDefaults.botId(inName: name) ?? name
         let replicas = service.replicas ?? 0
         let sorted = tasks.sorted { ($0.status.timestamp ?? $0.updatedAt ?? "") > ($1.status.timestamp ?? $1.updatedAt ?? "") }
@@ -257,6 +261,7 @@ public final class SwarmRuntime: ContainerRuntime {
     public func createContainer(botId: String, config: ContainerConfig, launch: ContainerLaunch) async throws(ContainerError) -> String {
         let name = ContainerDefaults.containerName(for: botId)
         let spec = try await serviceSpec(botId: botId, config: config, launch: launch, replicas: launch.running ? 1 : 0, forceUpdate: 0)
+        Failpoint.hit("swarm.before-create")
         do {
             let created = try await client.createService(spec, auth: launch.registryAuth)
             logger.debug("created service", metadata: ["bot.id": "\(botId)", "service.id": "\(created.id.prefix(12))"])

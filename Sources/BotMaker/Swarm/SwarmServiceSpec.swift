@@ -53,6 +53,40 @@ public enum SwarmServiceSpec {
         return problems.isEmpty ? nil : "not possible on Swarm: " + problems.joined(separator: "; ")
     }
 
+    /// The label on a service holding ``digest(of:)`` of the spec botmaker wrote.
+    public static let digestLabel = "botmaker.service-digest"
+
+    /// What a service's spec says about its task, reduced to the fields botmaker sets (Swarm fills in defaults around
+    /// them), so that a spec read back digests as it was written, and a hand edit (`docker service update --env-add …`)
+    /// shows.
+    public static func digest(of spec: JSONValue) -> String {
+        let container = spec[path: ["TaskTemplate", "ContainerSpec"]]
+        let task = spec["TaskTemplate"]
+        func pick(_ value: JSONValue?, _ keys: [String]) -> JSONValue {
+            guard case .object(let members)? = value else { return .null }
+            return .object(members.filter { keys.contains($0.key) && $0.value != .null })
+        }
+        func each(_ value: JSONValue?, _ keys: [String]) -> JSONValue {
+            guard case .array(let items)? = value else { return .array([]) }
+            return .array(items.map { pick($0, keys) })
+        }
+        let projection: JSONValue = .object([
+            "container": pick(container, ["Image", "Labels", "Env", "Args", "Command", "User", "Init", "Healthcheck", "CapabilityDrop",
+                                          "CapabilityAdd", "ReadOnly", "Hostname", "Dir", "Groups"]),
+            "secrets": each(container?["Secrets"], ["SecretName", "File"]),
+            "mounts": each(container?["Mounts"], ["Type", "Source", "Target", "ReadOnly"]),
+            "limits": pick(task?["Resources"], ["Limits"]),
+            "restart": pick(task?["RestartPolicy"], ["Condition", "Delay"]),
+            "placement": pick(task?["Placement"], ["Constraints"]),
+            "networks": each(task?["Networks"], ["Target"]),
+            "log": pick(task?["LogDriver"], ["Name", "Options"]),
+            "ports": each(spec[path: ["EndpointSpec", "Ports"]], ["Protocol", "TargetPort", "PublishedPort", "PublishMode"]),
+            "update": pick(spec["UpdateConfig"], ["Order", "FailureAction"]),
+        ])
+        let data = (try? JSONEncoder.canonical.encode(projection)) ?? Data()
+        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
     /// The labels of a bot's service, its tasks' containers, and its secrets and networks.
     public static func labels(botId: String, instance: String, owner: String?) -> [String: String] {
         var labels = [BotLabels.managed: "true", BotLabels.botId: botId, BotLabels.instance: instance]
@@ -147,7 +181,7 @@ public enum SwarmServiceSpec {
             "FailureAction": string(launch.updateStrategy == .rollback ? "rollback" : "continue"),
             "Monitor": number(Int64(monitorSeconds * 1e9)),
         ]
-        return .object([
+        var service: JSONValue = .object([
             "Name": string(ContainerDefaults.containerName(for: botId)),
             "Labels": map(labels),
             "TaskTemplate": .object(task),
@@ -163,5 +197,7 @@ public enum SwarmServiceSpec {
                 }),
             ]),
         ])
+        service[path: ["Labels", digestLabel]] = string(digest(of: service))
+        return service
     }
 }

@@ -98,6 +98,9 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
         self.health = health ?? (state == .running ? ContainerHealth(inStatus: status) : nil)
     }
 
+    /// The spec hash an engine reports for a container (Swarm: a service) changed outside botmaker since it was made.
+    public static let editedOutside = "edited-outside-botmaker"
+
     /// The `botmaker.spec-hash` label, if the container has one.
     public var specHash: String? { labels[BotLabels.specHash] }
 

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import Foundation
 
 /// How a running bot whose spec changed is brought onto the new spec (`bots.update_strategy`).
@@ -32,11 +33,16 @@ public enum Failpoint {
     public static let names = ["update.after-stop", "update.after-rename", "update.after-create", "update.after-start",
                                "confirm.before-remove", "rollback.after-record", "rollback.after-remove", "rollback.after-rename"]
 
-    static let armed: String? = ProcessInfo.processInfo.environment["BOTMAKER_FAILPOINT"]
+    /// `NAME` or `NAME@N` (the Nth time it is reached).
+    static let armed: (name: String, count: Int)? = ProcessInfo.processInfo.environment["BOTMAKER_FAILPOINT"].map { value in
+        let parts = value.split(separator: "@", maxSplits: 1)
+        return (String(parts[0]), parts.count == 2 ? Int(parts[1]) ?? 1 : 1)
+    }
+    static let hits = NIOLockedValueBox(0)
 
-    /// Kills the process (SIGKILL: no cleanup, no flush) when `name` is the armed failpoint.
+    /// Kills the process (SIGKILL: no cleanup, no flush) when `name` is the armed failpoint (at its Nth hit with `NAME@N`).
     public static func hit(_ name: String) {
-        guard armed == name else { return }
+        guard let armed, armed.name == name, hits.withLockedValue({ $0 += 1; return $0 }) == armed.count else { return }
         FileHandle.standardError.write(Data("failpoint \(name): killing the process\n".utf8))
         kill(getpid(), SIGKILL)
     }
