@@ -178,7 +178,7 @@ public final class SwarmRuntime: ContainerRuntime {
 
     /// The service as a container: `running` when its task runs, `exited` when scaled to 0, `created` with `pending` while
     /// Swarm places or starts it (or its pinned node is down), `restarting` when its tasks keep failing.
-    static func info(_ service: SwarmService, tasks: [SwarmTask], nodes: [String: SwarmNode]) -> ContainerInfo {
+    public static func info(_ service: SwarmService, tasks: [SwarmTask], nodes: [String: SwarmNode]) -> ContainerInfo {
         let name = service.name
         var labels = service.labels
         // Edited outside botmaker (`docker service update`): its spec hash no longer describes it, so it is put back.
@@ -189,7 +189,10 @@ public final class SwarmRuntime: ContainerRuntime {
         let replicas = service.replicas ?? 0
         let sorted = tasks.sorted { ($0.status.timestamp ?? $0.updatedAt ?? "") > ($1.status.timestamp ?? $1.updatedAt ?? "") }
         let current = sorted.first { $0.desiredState == "running" }
-        let runningTask = sorted.first { $0.desiredState == "running" && $0.status.state == "running" }
+        // Not `ServiceStatus.RunningTasks`: it still counts a task on a node that is down (measured), and a pinned bot's
+        // replacement task waits for that node.
+        let runningTask = sorted.first { $0.desiredState == "running" && $0.status.state == "running"
+            && $0.nodeID.flatMap { nodes[$0]?.state }.map { $0 == "ready" } ?? true }
         let failed = sorted.filter { ["failed", "rejected"].contains($0.status.state) }
         let nodeName = { (id: String?) in id.flatMap { nodes[$0]?.hostname } }
         let pinned = service.constraints.compactMap { $0.hasPrefix("node.id==") ? String($0.dropFirst("node.id==".count)) : nil }.first
@@ -205,7 +208,7 @@ public final class SwarmRuntime: ContainerRuntime {
             exitCode = sorted.first?.status.containerStatus?.exitCode
             status = "scaled to 0"
             node = nil
-        } else if (service.serviceStatus?.runningTasks ?? (runningTask == nil ? 0 : 1)) >= 1, runningTask != nil || service.serviceStatus != nil {
+        } else if runningTask != nil {
             state = .running
             status = "running" + (node.map { " on \($0)" } ?? "")
         } else if let pinned, let pinnedNode = nodes[pinned], pinnedNode.state != "ready" || pinnedNode.availability != "active" {
@@ -221,8 +224,12 @@ public final class SwarmRuntime: ContainerRuntime {
             status = "restarting (\(exitCode.map(String.init) ?? "?")): \(reason)"
         } else {
             state = .created
-            let detail = current.map { "task \($0.status.state)" + ($0.status.err.map { ": \($0)" } ?? "") } ?? "no task yet"
-            pending = "Swarm is placing or starting the task (\(detail))"
+            if let lost = current?.nodeID.flatMap({ nodes[$0] }), lost.state != "ready" {
+                pending = "its node \(lost.hostname) is \(lost.state): Swarm starts it on another node"
+            } else {
+                let detail = current.map { "task \($0.status.state)" + ($0.status.err.map { ": \($0)" } ?? "") } ?? "no task yet"
+                pending = "Swarm is placing or starting the task (\(detail))"
+            }
             status = "pending"
         }
         var info = ContainerInfo(id: service.id, name: name, botId: botId, state: state, status: status, image: service.image,

@@ -64,7 +64,8 @@ public enum SwarmServiceSpec {
         let task = spec["TaskTemplate"]
         func pick(_ value: JSONValue?, _ keys: [String]) -> JSONValue {
             guard case .object(let members)? = value else { return .null }
-            return .object(members.filter { keys.contains($0.key) && $0.value != .null })
+            // Swarm drops empty lists and objects (an empty `Env`): absent and empty digest alike.
+            return .object(members.filter { keys.contains($0.key) && $0.value != .null && $0.value != .array([]) && $0.value != .object([:]) })
         }
         func each(_ value: JSONValue?, _ keys: [String]) -> JSONValue {
             guard case .array(let items)? = value else { return .array([]) }
