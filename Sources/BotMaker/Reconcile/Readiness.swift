@@ -27,8 +27,10 @@ public struct Readiness: Sendable, Equatable {
                 readiness.failed[id] = "restarting (crash loop)" + (container.exitCode.map { ", last exit code \($0)" } ?? "")
             case .exited, .dead:
                 readiness.failed[id] = container.state.rawValue + (container.exitCode.map { " (exit code \($0))" } ?? "")
+            case .created where container.nodeDown:
+                readiness.failed[id] = container.pending ?? "its node is down"
             case .created, .paused, .removing, .unknown:
-                readiness.pending[id] = container.state.rawValue
+                readiness.pending[id] = container.pending ?? container.state.rawValue
             }
         }
         return readiness
