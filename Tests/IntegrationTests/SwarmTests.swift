@@ -1,4 +1,4 @@
-import BotMaker
+@testable import BotMaker
 import DockerEngine
 import Foundation
 import Testing
@@ -262,6 +262,53 @@ struct SwarmTests {
             try await eventually(timeout: 30, every: .milliseconds(500), "NODE_DOWN cleared") {
                 _ = try await botmaker(deployment, lab, ["reconcile"])
                 return try await deployment.status("pinned", "last_error_code") == ""
+            }
+        }
+    }
+
+    /// `botmaker run` on Swarm: a new row converges through the store's change detection, and a service changed by hand
+    /// (env added, scaled to 0) is put back through Swarm's service events, long before the next resync.
+    @Test(.timeLimit(.minutes(3))) func theServiceFollowsEditsAndSwarmEvents() async throws {
+        try await withLab("swrun") { deployment, lab in
+            let service = try ServiceProcess(arguments: deployment.commonArguments + ["--resync-interval", "600", "--poll-interval", "0.1"],
+                                             logPath: deployment.dir.file("run.log"), environment: lab.environment)
+            defer { _ = Task { try? await service.stop() } }
+            try await deployment.insertBots(["live"])
+            let name = "botmaker-\(deployment.bot("live"))"
+            try await eventually(timeout: 60, "the new row runs") { try await runningNodes(deployment, lab)[name] != nil }
+            try await lab.docker(["service", "update", "-d", "--env-add", "INJECTED=1", name])
+            try await eventually(timeout: 30, "the hand edit put back") { try await !env(lab, name).contains("INJECTED") }
+            try await lab.docker(["service", "scale", "-d", "\(name)=0"])
+            try await eventually(timeout: 30, "scaled back to 1") { try await services(deployment, lab)[name]?.replicas == 1 }
+            try await eventually(timeout: 60, "running again") { try await runningNodes(deployment, lab)[name] != nil }
+            #expect(try await service.stop() == 0, "\(service.log.suffix(2000))")
+        }
+    }
+
+    /// A service changed between botmaker's read and its update ("update out of sequence", HTTP 500): read again and
+    /// retried, the change applied on top of the current spec, never reported as the bot's error.
+    @Test(.timeLimit(.minutes(2))) func anUpdateOutOfSequenceIsReadAgainAndRetried() async throws {
+        try await withLab("swseq") { deployment, lab in
+            try await deployment.insertBots(["seq"])
+            try await reconcile(deployment, lab)
+            let name = "botmaker-\(deployment.bot("seq"))"
+            let owner = try await deployment.sqlite("SELECT owner_id FROM store_identity")
+            try await lab.withClient { client in
+                let stale = try await client.inspectService(name)
+                // Someone updates it meanwhile: the version botmaker read is stale now.
+                try await lab.docker(["service", "update", "-d", "--label-add", "other=1", name])
+                let runtime = SwarmRuntime(client: client, instance: deployment.instance, owner: owner.isEmpty ? nil : owner)
+                try await runtime.update(stale, botId: deployment.bot("seq"), auth: nil) { $0[path: ["Mode", "Replicated", "Replicas"]] = .number(0) }
+                let now = try await client.inspectService(name)
+                #expect(now.replicas == 0)
+                #expect(now.labels["other"] == "1", "the change went on top of the current spec")
+                // The stale version itself is refused by the engine as the issue describes.
+                do {
+                    try await client.updateService(stale.id, version: stale.version.index, spec: stale.spec, auth: nil)
+                    Issue.record("a stale version was accepted")
+                } catch let error as DockerEngineError {
+                    #expect(error.httpStatus == 500 && "\(error)".contains("update out of sequence"), "\(error)")
+                }
             }
         }
     }

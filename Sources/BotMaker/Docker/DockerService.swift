@@ -628,8 +628,8 @@ public struct DockerService: ContainerRuntime {
     }
 }
 
-/// Lets the single consumer of an `AsyncThrowingStream(unfolding:)` drive a non-Sendable iterator.
-private final class EventSource: @unchecked Sendable {
+/// Lets the single consumer of an event stream drive a non-Sendable iterator (the Docker and Swarm runtimes).
+final class EventSource: @unchecked Sendable {
     private var iterator: DockerEventStream.Iterator
 
     init(_ stream: DockerEventStream) {

@@ -417,7 +417,7 @@ public final class SwarmRuntime: ContainerRuntime {
 
     /// Writes `change` of the service's whole spec; a stale version ("update out of sequence", HTTP 500: someone updated it
     /// meanwhile) is read again and retried, never reported as the bot's error. Nothing is written when nothing changes.
-    private func update(_ service: SwarmService, botId: String, auth: String?, _ change: (inout JSONValue) -> Void) async throws(ContainerError) {
+    func update(_ service: SwarmService, botId: String, auth: String?, _ change: (inout JSONValue) -> Void) async throws(ContainerError) {
         var current = service
         for attempt in 1...5 {
             var spec = current.spec
@@ -488,9 +488,11 @@ public final class SwarmRuntime: ContainerRuntime {
     private func leastLoadedNode(botId: String) async throws -> String {
         do {
             let nodes = try await client.listNodes().filter { $0.state == "ready" && $0.availability == "active" }
-            let tasks = try await client.listTasks(filters: ["desired-state": ["running"], "label": ["\(BotLabels.managed)=true"]])
+            let ours = Set(try await client.listServices(filters: ["label": ["\(BotLabels.managed)=true"]]).map(\.id))
             var load: [String: Int] = [:]
-            for task in tasks { if let node = task.nodeID { load[node, default: 0] += 1 } }
+            for task in try await client.listTasks(filters: ["desired-state": ["running"]]) where ours.contains(task.serviceID) {
+                if let node = task.nodeID { load[node, default: 0] += 1 }
+            }
             guard let chosen = nodes.min(by: { (load[$0.id] ?? 0, $0.hostname) < (load[$1.id] ?? 0, $1.hostname) }) else {
                 throw ContainerError(.nodeDown, "no ready node to place the bot on", botId: botId)
             }
@@ -568,7 +570,7 @@ public final class SwarmRuntime: ContainerRuntime {
             do {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        let source = SwarmEventSource(runtime.client.events(filters: ["type": ["service", "node"]], onConnect: onConnect))
+                        let source = EventSource(runtime.client.events(filters: ["type": ["service", "node"]], onConnect: onConnect))
                         while let event = try await source.next() {
                             if event.type == "node" {
                                 runtime.markChanged()
@@ -702,18 +704,5 @@ public final class SwarmRuntime: ContainerRuntime {
                                  + "\(BotLabels.instance) and \(BotLabels.owner) labels); it is left alone", botId: botId)
         }
         return service
-    }
-}
-
-/// Lets the single consumer of the events task drive a non-Sendable iterator.
-private final class SwarmEventSource: @unchecked Sendable {
-    private var iterator: DockerEventStream.Iterator
-
-    init(_ stream: DockerEventStream) {
-        iterator = stream.makeAsyncIterator()
-    }
-
-    func next() async throws -> DockerEvent? {
-        try await iterator.next()
     }
 }
