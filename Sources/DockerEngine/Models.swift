@@ -446,8 +446,9 @@ public struct NetworkInspect: Decodable, Sendable, Equatable {
     public var labels: [String: String]
     public var options: [String: String]
     public var driver: String
+    public var created: String?
 
-    enum CodingKeys: String, CodingKey { case id = "Id", name = "Name", labels = "Labels", options = "Options", driver = "Driver" }
+    enum CodingKeys: String, CodingKey { case id = "Id", name = "Name", labels = "Labels", options = "Options", driver = "Driver", created = "Created" }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -456,5 +457,6 @@ public struct NetworkInspect: Decodable, Sendable, Equatable {
         labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
         options = try c.decodeIfPresent([String: String].self, forKey: .options) ?? [:]
         driver = try c.decodeIfPresent(String.self, forKey: .driver) ?? ""
+        created = try c.decodeIfPresent(String.self, forKey: .created)
     }
 }

@@ -230,8 +230,9 @@ public struct SwarmObject: Decodable, Sendable, Equatable {
     public var id: String
     public var name: String
     public var labels: [String: String]
+    public var createdAt: String?
 
-    enum CodingKeys: String, CodingKey { case id = "ID", spec = "Spec" }
+    enum CodingKeys: String, CodingKey { case id = "ID", spec = "Spec", createdAt = "CreatedAt" }
     struct Spec: Decodable {
         var name: String
         var labels: [String: String]?
@@ -244,5 +245,6 @@ public struct SwarmObject: Decodable, Sendable, Equatable {
         let spec = try container.decode(Spec.self, forKey: .spec)
         name = spec.name
         labels = spec.labels ?? [:]
+        createdAt = try container.decodeIfPresent(String.self, forKey: .createdAt)
     }
 }

@@ -137,22 +137,42 @@ import Testing
         #expect(plan.statusUpdates.first?.lastErrorMessage?.contains("swlab2") == true)
     }
 
-    /// Swarm rolled a failed update back by itself: recorded as UPDATE_ROLLED_BACK and held; the next pass tries nothing.
+    /// Swarm rolled a failed update back by itself (it forgets the failed spec): the update botmaker last applied is
+    /// recorded as UPDATE_ROLLED_BACK and held; the next pass tries nothing; `bot retry` (the held target forgotten) sends
+    /// it again, and so does a new target.
     @Test func anUpdateTheEngineRolledBackIsRecordedAndHeld() {
         let old = PlannerTests.bot("a", env: ["K=1"])
         let new = PlannerTests.bot("a", env: ["K=2"], generation: 2)
         var container = PlannerTests.container(old, .running)
-        container.rolledBackFrom = new.config.specHash
-        let first = Self.plan(new, container)
+        container.engineRollback = EngineRollback(inProgress: true, message: "rollback started")
+        var applied = BotStatus(botId: "a")
+        applied.containerId = container.id
+        applied.appliedSpec = String(decoding: new.config.spec.canonicalEncoding, as: UTF8.self)
+        #expect(Self.plan(new, container, status: applied).actions.map(\.kind) == [.wait], "waits while Swarm rolls back")
+        container.engineRollback = EngineRollback(inProgress: false, message: "rollback completed")
+        let first = Self.plan(new, container, status: applied)
         #expect(first.actions.map(\.kind) == [.blocked])
         #expect(first.actions.first?.errorCode == .updateRolledBack)
         let status = first.statusUpdates.first
         #expect(status?.failedUpdateHash == new.config.specHash && status?.rolledBackFromGeneration == 2)
         let second = Self.plan(new, container, status: status)
         #expect(second.actions.map(\.kind) == [.blocked] && second.actions.first?.errorCode == .updateRolledBack)
-        // A new target is tried.
+        var retried = status!
+        retried.clearFailedUpdate()
+        #expect(Self.plan(new, container, status: retried).actions.map(\.kind) == [.reconfigure], "bot retry sends it again")
+        // A rollback of an update botmaker did not write (someone's `docker service rollback`) is a drift put back.
+        #expect(Self.plan(new, container, status: BotStatus(botId: "a")).actions.map(\.kind) == [.reconfigure])
         let newer = PlannerTests.bot("a", env: ["K=3"], generation: 3)
         #expect(Self.plan(newer, container, status: status).actions.map(\.kind) == [.reconfigure])
+    }
+
+    @Test func aStoppedBotWhoseTaskIsStillStartingIsScaledToZero() {
+        let bot = PlannerTests.bot("a", .stopped)
+        var pending = PlannerTests.container(bot, .created)
+        pending.pending = "Swarm is placing or starting the task (task preparing)"
+        #expect(Self.plan(bot, pending).actions.map(\.kind) == [.stop])
+        pending.pending = nil
+        #expect(Self.plan(bot, pending).actions.isEmpty)
     }
 
     @Test func plansShowTheNode() {
@@ -163,7 +183,11 @@ import Testing
         #expect(plan.actions.first?.node == "swlab3")
         #expect(PlanRenderer.text(plan).contains("(node swlab3)"))
         #expect(PlanRenderer.json(plan).contains(#""node" : "swlab3""#))
-        #expect(plan.statusUpdates.isEmpty || plan.statusUpdates.first?.node == "swlab3")
+        // A converged bot's status row records its node.
+        let converged = PlannerTests.bot("a")
+        var running = PlannerTests.container(converged, .running)
+        running.node = "swlab3"
+        #expect(Self.plan(converged, running).statusUpdates.first?.node == "swlab3")
     }
 }
 
@@ -214,6 +238,9 @@ import Testing
         #expect(crashing.state == .restarting && crashing.exitCode == 3)
         let rolledBack = SwarmRuntime.info(try Self.service(replicas: 1, running: 1, update: "rollback_completed"),
                                            tasks: [try Self.task("running", node: "n1")], nodes: Self.nodes)
-        #expect(rolledBack.rolledBackFrom == "failed")
+        #expect(rolledBack.engineRollback == EngineRollback(inProgress: false, message: "rolled back"))
+        let rolling = SwarmRuntime.info(try Self.service(replicas: 1, running: 1, update: "rollback_started"),
+                                        tasks: [try Self.task("running", node: "n1")], nodes: Self.nodes)
+        #expect(rolling.engineRollback?.inProgress == true)
     }
 }

@@ -139,12 +139,17 @@ struct SwarmTests {
             #expect(try await env(lab, c).contains("GREETING=changed"))
             #expect(try await services(deployment, lab)[c]?.id == first[c]?.id, "updated in place, not removed and made again")
 
-            // secret rotation → a new secret, the old one gone.
+            // secret rotation → a new secret; the old one stays while Swarm may still roll back to it, and goes once the
+            // update has completed (--update-min-uptime 2 here).
             _ = try await deployment.botmaker(["secrets", "set", deployment.bot("a"), "TOKEN"], stdin: "two")
-            let rotated = try await reconcile(deployment, lab)
+            let rotated = try await reconcile(deployment, lab, ["--update-min-uptime", "2"])
             #expect(rotated.stdout.contains("secret files"), "\(rotated.stdout)")
-            let newSecrets = try await secrets(deployment, lab)
-            #expect(newSecrets.count == 1 && newSecrets != oldSecrets, "old \(oldSecrets), new \(newSecrets)")
+            #expect(try await secrets(deployment, lab).contains(oldSecrets[0]), "kept for Swarm's rollback")
+            try await eventually(timeout: 90, every: .seconds(1), "the old secret removed after the update completed") {
+                try await reconcile(deployment, lab, ["--update-min-uptime", "2"])
+                let now = try await secrets(deployment, lab)
+                return now.count == 1 && now != oldSecrets
+            }
 
             // row deleted → service removed, and its network and secrets with it.
             try await deployment.sqlite("DELETE FROM bots WHERE id = '\(deployment.bot("a"))'")
@@ -310,6 +315,35 @@ struct SwarmTests {
                     #expect(error.httpStatus == 500 && "\(error)".contains("update out of sequence"), "\(error)")
                 }
             }
+        }
+    }
+
+    /// update_strategy rollback on Swarm: an update whose new task exits is rolled back by Swarm itself; botmaker records
+    /// UPDATE_ROLLED_BACK, holds that target (the next pass sends no update), and tries a new target.
+    @Test(.timeLimit(.minutes(3))) func aFailedUpdateIsRolledBackBySwarmAndHeld() async throws {
+        try await withLab("swrb") { deployment, lab in
+            try await deployment.insertBots(["rb"])
+            let options = ["--update-min-uptime", "5", "--update-timeout", "60"]
+            try await reconcile(deployment, lab, options)
+            let name = "botmaker-\(deployment.bot("rb"))"
+            try await eventually(timeout: 60, "running") { try await runningNodes(deployment, lab)[name] != nil }
+            try await deployment.sqlite(#"UPDATE bots SET command = '["false"]' WHERE id = '\#(deployment.bot("rb"))'"#)
+            try await reconcile(deployment, lab, options)
+            try await eventually(timeout: 90, every: .milliseconds(500), "Swarm rolled the update back") {
+                try await lab.docker(["service", "inspect", "--format", "{{.UpdateStatus.State}}", name]) == "rollback_completed"
+            }
+            let recorded = try await botmaker(deployment, lab, ["reconcile"] + options)
+            #expect(recorded.stdout.contains("UPDATE_ROLLED_BACK"), "\(recorded.stdout)")
+            #expect(try await deployment.status("rb", "last_error_code") == "UPDATE_ROLLED_BACK")
+            #expect(try await deployment.status("rb", "rolled_back_from_generation") == "2")
+            #expect(try await lab.docker(["service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Args}}", name]) == "null",
+                    "the old spec runs")
+            let version = try await services(deployment, lab)[name]?.version
+            _ = try await botmaker(deployment, lab, ["reconcile"] + options)
+            #expect(try await services(deployment, lab)[name]?.version == version, "held: no new attempt")
+            try await deployment.sqlite(#"UPDATE bots SET command = NULL, environment = '["GREETING=again"]' WHERE id = '\#(deployment.bot("rb"))'"#)
+            let next = try await reconcile(deployment, lab, options)
+            #expect(next.stdout.contains("reconfigure"), "a new target is tried: \(next.stdout)")
         }
     }
 }

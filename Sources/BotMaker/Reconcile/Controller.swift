@@ -69,7 +69,7 @@ public final class Controller: Sendable {
     private let transientFailures = NIOLockedValueBox<[WorkKey: Int]>([:])
     /// Whether the last resync engaged the mass-removal guard: workers then hold unexplained removals too.
     private let removalsHeld = NIOLockedValueBox(false)
-    private let garbageChecked = NIOLockedValueBox(false)
+    private let garbageCollectedAt = NIOLockedValueBox<Date?>(nil)
     /// Keys with an update in progress (a switch-over holds its slot until confirmed or rolled back), and the keys
     /// waiting for a slot (in arrival order).
     private let updates = NIOLockedValueBox<(running: Set<WorkKey>, waiting: [WorkKey])>(([], []))
@@ -144,8 +144,12 @@ public final class Controller: Sendable {
         for (key, at) in later { requeue(key, at: at) }
         metrics.fleet(view)
         // What the engine keeps beside containers (Swarm's secrets and networks) and a crash left unused: looked for at the
-        // first resync and whenever the fleet has work, never on an idle resync.
-        if garbageChecked.withLockedValue({ checked in defer { checked = true }; return !checked }) || view.plan.hasChanges {
+        // first resync, whenever the fleet has work, and every 10 minutes.
+        let resyncedAt = clock.now()
+        if view.plan.hasChanges || garbageCollectedAt.withLockedValue({ last in
+            defer { last = resyncedAt }
+            return last.map { resyncedAt.timeIntervalSince($0) >= 600 } ?? true
+        }) {
             await runtime.collectGarbage()
         }
         return view
@@ -800,7 +804,9 @@ public final class Controller: Sendable {
                 throw ContainerError(.observeFailed, "cannot record the bot's host ports: \(error)", botId: bot.id)
             }
         }
-        var launch = ContainerLaunch(environment: environment, published: published, image: pinnedImage)
+        // A repair comes back on the image ID the bot ran; on Swarm other nodes cannot pull a local image ID, so the
+        // reference is used there.
+        var launch = ContainerLaunch(environment: environment, published: published, image: capabilities.pinsStatefulBots ? nil : pinnedImage)
         launch.updateStrategy = bot.updateStrategy
         launch.running = bot.desiredState == .running
         if capabilities.copiesSecretFiles {

@@ -41,6 +41,8 @@ public enum Planner {
     /// How long a container restarted for failing its health check must stay healthy before `UNHEALTHY` (and its
     /// backoff) is cleared.
     public static let healthyWindow: TimeInterval = 30
+    /// How often a bot whose task the engine is still placing is looked at without an event.
+    public static let pendingRecheck: TimeInterval = 15
 
     public static func plan(_ input: PlannerInput) -> Plan {
         var plan = Plan()
@@ -173,6 +175,8 @@ public enum Planner {
         case .absent:
             return .act(.remove, "desired absent")
         case .stopped:
+            // Swarm: a task still being placed or started (replicas 1) is scaled to 0 now, not when it runs.
+            if container.pending != nil { return .act(.stop, "desired stopped, the engine is still starting it") }
             switch container.state {
             case .running, .restarting, .paused: return .act(.stop, "desired stopped, container \(container.state.rawValue)")
             case .removing: return .waitForDocker("container is being removed")
@@ -186,9 +190,12 @@ public enum Planner {
             if container.state == .removing { return .waitForDocker("container is being removed") }
             // A held bot runs the spec its failed update was rolled back to: that drift is expected, and only repairs happen.
             let held = isFailedTarget(bot, status)
-            if input.capabilities.updatesInPlace, !held, let failed = container.rolledBackFrom, failed == desiredHash, observedHash != desiredHash {
-                return .engineRolledBack("Swarm rolled the update to generation \(bot.generation) back: the new task failed within "
-                                         + "--update-min-uptime (\(container.status))")
+            // The engine rolled back (or is rolling back) the update botmaker last wrote: that target failed.
+            if input.capabilities.updatesInPlace, !held, let rollback = container.engineRollback, observedHash != desiredHash,
+               let applied = status?.appliedSpec, ContainerSpec.hash(ofCanonical: applied) == desiredHash {
+                if rollback.inProgress { return .waitForDocker("Swarm is rolling the failed update back (\(rollback.message))") }
+                return .engineRolledBack("Swarm rolled the update to generation \(bot.generation) back: \(rollback.message) "
+                                         + "(its new task failed within --update-min-uptime)")
             }
             // An update that stopped its old container and was interrupted before the rename goes on as an update.
             let switching = container.state == .running || container.state == .restarting || status?.updatePhase != nil
@@ -301,7 +308,10 @@ public enum Planner {
             status.failedUpdateHash = bot.config.specHash
             status.failedUpdateImageId = bot.resolvedImageId
             status.rolledBackFromGeneration = bot.generation
-            status.rolloutFailure = true
+            // What the service runs again is not what was last applied: once recorded, the same rollback is not seen as new
+            // (after `bot retry`, the target is sent again).
+            status.appliedSpec = nil
+            status.appliedConfig = nil
             status.observedGeneration = bot.generation
             setError(.updateRolledBack, message, on: &status, botId: bot.id, action: "rollback", input: input, plan: &plan)
             commit(status, input: input, into: &plan)
@@ -330,7 +340,9 @@ public enum Planner {
             }
             plan.actions.append(action)
         case .waitForDocker(let cause):
-            plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .wait, cause: cause, containerId: container?.id, desired: bot))
+            // Swarm placing a task can take long (no suitable node): its events bring the bot back; a look every 15 s meanwhile.
+            plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .wait, cause: cause, containerId: container?.id, desired: bot,
+                                              retryAt: container?.pending != nil ? input.now.addingTimeInterval(pendingRecheck) : nil))
             observe(container, into: &status)
             status.waitingFor = cause
             status.waitUntil = nil

@@ -19,7 +19,8 @@ extension SecretsManager {
         do { key = try digestKey(create: createKey) } catch { return error.message }
         if digestsSecretFiles {
             do {
-                config.secretFileDigests = Dictionary(uniqueKeysWithValues: try secretFiles(for: botId, key: key).map { ($0.name, $0.digest) })
+                let files = try secretFiles(for: botId, key: key)
+                config.secretFileDigests = files.isEmpty ? nil : Dictionary(uniqueKeysWithValues: files.map { ($0.name, $0.digest) })
             } catch {
                 return error.message
             }
@@ -36,8 +37,8 @@ extension SecretsManager {
         return nil
     }
 
-    /// Swarm limits a secret to 500 KB.
-    public static let maxSecretFileBytes = 500 * 1024
+    /// Swarm takes secrets of fewer than 512,000 bytes.
+    public static let maxSecretFileBytes = 512_000
 
     /// Every secret file of the bot (regular files with valid names), read now with its keyed digest; for engines that
     /// copy them. A bot without a secrets directory has none.
@@ -48,22 +49,12 @@ extension SecretsManager {
     func secretFiles(for botId: String, key: SymmetricKey?) throws(SecretsError) -> [SecretFile] {
         var files: [SecretFile] = []
         for name in try list(botId: botId) {
-            let path = (try directory(for: botId) as NSString).appendingPathComponent(name)
-            let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else {
-                if errno == ELOOP { throw SecretsError("secret file \(name): \(path) is a symlink (refused)") }
-                continue
+            let data: Data
+            switch readFile(botId: botId, name: name, what: "secret file", limit: Self.maxSecretFileBytes - 1) {
+            case .failure(let error): throw error
+            case .success(let value): data = value
             }
-            defer { close(fd) }
-            var info = stat()
-            guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
-            guard info.st_size <= Self.maxSecretFileBytes else {
-                throw SecretsError("secret file \(name) is larger than \(Self.maxSecretFileBytes / 1024) KB, the limit of a Swarm secret")
-            }
-            var data = Data(count: Int(info.st_size))
-            let count = data.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            guard count >= 0 else { throw SecretsError("cannot read secret file \(name): \(Self.errnoText())") }
-            data = data.prefix(count)
+            guard !data.isEmpty else { throw SecretsError("secret file \(name) is empty, which a Swarm secret cannot be") }
             let digest = key.map { HMAC<SHA256>.authenticationCode(for: data, using: $0).map { String(format: "%02x", $0) }.joined() } ?? "no-digest-key"
             files.append(SecretFile(name: name, data: data, digest: digest))
         }
@@ -99,29 +90,34 @@ extension SecretsManager {
 
     /// A secret's value as an environment value: one trailing newline (as `echo` leaves) is dropped.
     func readValue(botId: String, name: String) -> Result<Data, SecretsError> {
+        readFile(botId: botId, name: name, what: "secret \(name) for environment", limit: Self.maxEnvironmentValueBytes).flatMap { value in
+            var value = value
+            if value.last == 0x0a { value.removeLast() }
+            if value.last == 0x0d { value.removeLast() }
+            if value.contains(0) { return .failure(SecretsError("secret \(name) contains a NUL byte and cannot be an environment value")) }
+            return .success(value)
+        }
+    }
+
+    /// A secret file's bytes: a regular file (never through a symlink) of at most `limit` bytes.
+    private func readFile(botId: String, name: String, what: String, limit: Int) -> Result<Data, SecretsError> {
         let path: String
         do { path = (try directory(for: botId) as NSString).appendingPathComponent(name) } catch { return .failure(error) }
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             let reason = errno == ENOENT ? "does not exist" : errno == ELOOP ? "is a symlink (refused)" : Self.errnoText()
-            return .failure(SecretsError("secret \(name) for environment: \(path) \(reason); set it with `botmaker secrets set \(botId) \(name)`"))
+            return .failure(SecretsError("\(what): \(path) \(reason); set it with `botmaker secrets set \(botId) \(name)`"))
         }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            return .failure(SecretsError("secret \(name) for environment: \(path) is not a regular file"))
+            return .failure(SecretsError("\(what): \(path) is not a regular file"))
         }
-        guard info.st_size <= Self.maxEnvironmentValueBytes else {
-            return .failure(SecretsError("secret \(name) for environment is larger than \(Self.maxEnvironmentValueBytes) bytes"))
-        }
+        guard info.st_size <= limit else { return .failure(SecretsError("\(what) is larger than \(limit) bytes")) }
         var value = Data(count: Int(info.st_size))
         let count = value.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count >= 0 else { return .failure(SecretsError("cannot read secret \(name): \(Self.errnoText())")) }
-        value = value.prefix(count)
-        if value.last == 0x0a { value.removeLast() }
-        if value.last == 0x0d { value.removeLast() }
-        if value.contains(0) { return .failure(SecretsError("secret \(name) contains a NUL byte and cannot be an environment value")) }
-        return .success(value)
+        guard count >= 0 else { return .failure(SecretsError("cannot read \(what): \(Self.errnoText())")) }
+        return .success(value.prefix(count))
     }
 
     /// The digest key, made (32 random bytes, 0600) when missing and `create` is set.

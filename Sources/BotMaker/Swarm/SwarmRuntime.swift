@@ -18,7 +18,9 @@ public final class SwarmRuntime: ContainerRuntime {
     public let owner: String?
     /// When a new task counts as updated (Swarm's `UpdateConfig.Monitor`): the update policy's minimum uptime.
     public let monitorSeconds: Double
-    public let engine: SwarmServiceSpec.Engine
+    /// What the engine supports; learnt from its API version at ``ping()``.
+    public var engine: SwarmServiceSpec.Engine { engineBox.withLockedValue { $0 } }
+    private let engineBox: NIOLockedValueBox<SwarmServiceSpec.Engine>
     /// How often the events stream looks at the services while one of them is not converged (Swarm sends no task events).
     public let pollInterval: Duration
     /// Images and the claim of the manager's own engine.
@@ -39,7 +41,7 @@ public final class SwarmRuntime: ContainerRuntime {
         self.owner = owner
         self.adopted = NIOLockedValueBox(adopted)
         self.monitorSeconds = monitorSeconds
-        self.engine = engine
+        self.engineBox = NIOLockedValueBox(engine)
         self.pollInterval = pollInterval
         self.logger = logger
         local = DockerService(client: client, stopGraceSeconds: stopGraceSeconds, instance: instance, owner: owner, logger: logger)
@@ -71,13 +73,16 @@ public final class SwarmRuntime: ContainerRuntime {
     /// Answers, and is a manager of an active swarm: botmaker refuses a worker or an engine outside a swarm.
     public func ping() async throws(ContainerError) {
         let info: EngineInfo
+        let version: APIVersion
         do {
             try await client.ping()
             info = try await client.info()
+            version = try await client.apiVersion()
         } catch {
             throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
         }
         try Self.checkManager(info, endpoint: endpoint)
+        engineBox.withLockedValue { $0.apiVersion = version.description; $0.supportsNoNewPrivileges = version >= SwarmServiceSpec.noNewPrivilegesAPI }
     }
 
     static func checkManager(_ info: EngineInfo, endpoint: String) throws(ContainerError) {
@@ -193,7 +198,9 @@ public final class SwarmRuntime: ContainerRuntime {
         // replacement task waits for that node.
         let runningTask = sorted.first { $0.desiredState == "running" && $0.status.state == "running"
             && $0.nodeID.flatMap { nodes[$0]?.state }.map { $0 == "ready" } ?? true }
-        let failed = sorted.filter { ["failed", "rejected"].contains($0.status.state) }
+        // Failures since the spec last changed: older ones (before an update) say nothing about this spec.
+        let since = DockerTimestamp.parse(service.updatedAt) ?? .distantPast
+        let failed = sorted.filter { ["failed", "rejected"].contains($0.status.state) && (DockerTimestamp.parse($0.status.timestamp) ?? .distantFuture) >= since }
         let nodeName = { (id: String?) in id.flatMap { nodes[$0]?.hostname } }
         let pinned = service.constraints.compactMap { $0.hasPrefix("node.id==") ? String($0.dropFirst("node.id==".count)) : nil }.first
 
@@ -211,12 +218,14 @@ public final class SwarmRuntime: ContainerRuntime {
         } else if runningTask != nil {
             state = .running
             status = "running" + (node.map { " on \($0)" } ?? "")
-        } else if let pinned, let pinnedNode = nodes[pinned], pinnedNode.state != "ready" || pinnedNode.availability != "active" {
+        } else if let pinned, !nodes.isEmpty, nodes[pinned].map({ $0.state != "ready" || $0.availability != "active" }) ?? true {
+            let pinnedNode = nodes[pinned]
+            let hostname = pinnedNode?.hostname ?? pinned
+            let condition = pinnedNode.map { $0.state == "ready" ? $0.availability : $0.state } ?? "no longer in the swarm"
             state = .created
             nodeDown = true
-            pending = "pinned to node \(pinnedNode.hostname) (its state is there), which is \(pinnedNode.state == "ready" ? pinnedNode.availability : pinnedNode.state); "
-                + "it runs again when the node is back"
-            status = "waiting for node \(pinnedNode.hostname)"
+            pending = "pinned to node \(hostname) (its state is there), which is \(condition); it runs again when the node is back"
+            status = "waiting for node \(hostname)"
         } else if failed.count >= 2 || (failed.count == 1 && current == nil) {
             state = .restarting
             exitCode = failed.first?.status.containerStatus?.exitCode
@@ -237,8 +246,9 @@ public final class SwarmRuntime: ContainerRuntime {
         info.node = node
         info.pending = pending
         info.nodeDown = nodeDown
-        if service.updateStatus?.state == "rollback_completed" || service.updateStatus?.state == "rollback_paused" {
-            info.rolledBackFrom = service.previousLabels[BotLabels.specHash]
+        // Swarm forgets the failed spec (PreviousSpec is cleared by its rollback): the planner compares with what it wrote.
+        if let state = service.updateStatus?.state, state.hasPrefix("rollback_") {
+            info.engineRollback = EngineRollback(inProgress: state == "rollback_started", message: service.updateStatus?.message ?? state)
         }
         return info
     }
@@ -287,13 +297,11 @@ public final class SwarmRuntime: ContainerRuntime {
     }
 
     public func reconfigureContainer(botId: String, config: ContainerConfig, launch: ContainerLaunch) async throws(ContainerError) {
-        guard let service = try await managedService(botId: botId, fallback: .startFailed) else {
-            throw ContainerError(.notFound, "no service \(ContainerDefaults.containerName(for: botId))", botId: botId)
-        }
+        guard let service = try await managedService(botId: botId, fallback: .startFailed) else { throw Self.noService(botId) }
         let forceUpdate = service.spec[path: ["TaskTemplate", "ForceUpdate"]]?.intValue ?? 0
-        let spec = try await serviceSpec(botId: botId, config: config, launch: launch, replicas: service.replicas ?? 0, forceUpdate: forceUpdate)
+        let spec = try await serviceSpec(botId: botId, config: config, launch: launch, replicas: launch.running ? 1 : 0, forceUpdate: forceUpdate)
         try await update(service, botId: botId, auth: launch.registryAuth) { $0 = spec }
-        await removeUnusedObjects(botId: botId)
+        await removeUnusedObjects(botId: botId, keepingPrevious: true)
     }
 
     /// Creates (or finds) the bot's secrets and network, then builds the whole service spec.
@@ -312,13 +320,18 @@ public final class SwarmRuntime: ContainerRuntime {
 
     private func ensureSecrets(botId: String, files: [SecretFile], labels: [String: String]) async throws(ContainerError) -> [SwarmServiceSpec.SecretReference] {
         guard !files.isEmpty else { return [] }
-        do {
-            return try await makeSecrets(botId: botId, files: files, labels: labels)
-        } catch let error as ContainerError {
-            throw error
-        } catch {
-            throw wrapDockerError(error, botId: botId, fallback: .secretsError)
+        return try await Self.wrapping(botId: botId, fallback: .secretsError) { try await self.makeSecrets(botId: botId, files: files, labels: labels) }
+    }
+
+    /// Runs `body`, passing a ``ContainerError`` through and wrapping any other error as one.
+    private static func wrapping<T: Sendable>(botId: String?, fallback: ContainerError.Code, _ body: () async throws -> T) async throws(ContainerError) -> T {
+        do { return try await body() } catch let error as ContainerError { throw error } catch {
+            throw wrapDockerError(error, botId: botId, fallback: fallback)
         }
+    }
+
+    private static func noService(_ botId: String) -> ContainerError {
+        ContainerError(.notFound, "no service \(ContainerDefaults.containerName(for: botId))", botId: botId)
     }
 
     private func makeSecrets(botId: String, files: [SecretFile], labels: [String: String]) async throws -> [SwarmServiceSpec.SecretReference] {
@@ -360,33 +373,25 @@ public final class SwarmRuntime: ContainerRuntime {
     }
 
     private func ensureNetwork(botId: String, labels: [String: String]) async throws(ContainerError) -> String {
-        do {
-            return try await makeNetwork(botId: botId, labels: labels)
-        } catch let error as ContainerError {
-            throw error
-        } catch {
-            throw wrapDockerError(error, botId: botId, fallback: .networkError)
-        }
+        try await Self.wrapping(botId: botId, fallback: .networkError) { try await self.makeNetwork(botId: botId, labels: labels) }
     }
 
     private func makeNetwork(botId: String, labels: [String: String]) async throws -> String {
         let name = SwarmServiceSpec.networkName(botId: botId)
-        do {
-            func find() async throws -> NetworkInspect? {
-                try await client.listNetworks(filters: ["name": [name]]).first { $0.name == name }
-            }
-            if let found = try await find() {
-                guard ownership(found.labels, id: found.id) == .ours, found.driver == "overlay" else {
-                    throw ContainerError(.alreadyExists, "network \(name) exists without this database's labels; it is left alone", botId: botId)
-                }
-                return found.id
-            }
-            let created: DockerEngineError?
-            do { try await client.createNetwork(name: name, driver: "overlay", options: [:], labels: labels); created = nil } catch { created = error }
-            if let created, created.httpStatus != 409 { throw created }
-            guard let made = try await find() else { throw ContainerError(.networkError, "network \(name) was made but is not listed", botId: botId) }
-            return made.id
+        func find() async throws -> NetworkInspect? {
+            try await client.listNetworks(filters: ["name": [name]]).first { $0.name == name }
         }
+        if let found = try await find() {
+            guard ownership(found.labels, id: found.id) == .ours, found.driver == "overlay" else {
+                throw ContainerError(.alreadyExists, "network \(name) exists without this database's labels; it is left alone", botId: botId)
+            }
+            return found.id
+        }
+        let created: DockerEngineError?
+        do { try await client.createNetwork(name: name, driver: "overlay", options: [:], labels: labels); created = nil } catch { created = error }
+        if let created, created.httpStatus != 409 { throw created }
+        guard let made = try await find() else { throw ContainerError(.networkError, "network \(name) was made but is not listed", botId: botId) }
+        return made.id
     }
 
     public func startContainer(botId: String, containerId: String?) async throws(ContainerError) {
@@ -398,17 +403,13 @@ public final class SwarmRuntime: ContainerRuntime {
     }
 
     private func scale(botId: String, to replicas: Int, fallback: ContainerError.Code) async throws(ContainerError) {
-        guard let service = try await managedService(botId: botId, fallback: fallback) else {
-            throw ContainerError(.notFound, "no service \(ContainerDefaults.containerName(for: botId))", botId: botId)
-        }
+        guard let service = try await managedService(botId: botId, fallback: fallback) else { throw Self.noService(botId) }
         try await update(service, botId: botId, auth: nil) { $0[path: ["Mode", "Replicated", "Replicas"]] = .number(Double(replicas)) }
     }
 
     /// `ForceUpdate` + 1: Swarm replaces the task (stop-first).
     public func restartContainer(botId: String) async throws(ContainerError) {
-        guard let service = try await managedService(botId: botId, fallback: .startFailed) else {
-            throw ContainerError(.notFound, "no service \(ContainerDefaults.containerName(for: botId))", botId: botId)
-        }
+        guard let service = try await managedService(botId: botId, fallback: .startFailed) else { throw Self.noService(botId) }
         try await update(service, botId: botId, auth: nil) { spec in
             let next = (spec[path: ["TaskTemplate", "ForceUpdate"]]?.intValue ?? 0) + 1
             spec[path: ["TaskTemplate", "ForceUpdate"]] = .number(Double(next))
@@ -431,7 +432,7 @@ public final class SwarmRuntime: ContainerRuntime {
                 do { current = try await client.inspectService(current.id) } catch {
                     throw wrapDockerError(error, botId: botId, fallback: .startFailed)
                 }
-                guard ownership(current.labels, id: current.id) == .ours else {
+                guard ownership(current.labels, id: current.id).allows(botId: botId, labels: current.labels) else {
                     throw ContainerError(.notManaged, "service \(current.name) lost this database's labels meanwhile; it is left alone", botId: botId)
                 }
             } catch {
@@ -465,7 +466,7 @@ public final class SwarmRuntime: ContainerRuntime {
             if error.httpStatus != 404 { throw wrapDockerError(error, botId: botId, fallback: .stopFailed) }
         }
         markChanged()
-        await removeUnusedObjects(botId: botId)
+        await removeUnusedObjects(botId: botId, keepingPrevious: false)
     }
 
     public func renameContainer(botId: String, containerId: String, to name: String) async throws(ContainerError) {
@@ -476,37 +477,31 @@ public final class SwarmRuntime: ContainerRuntime {
 
     /// The ready, active node with the fewest of our running tasks (ties by hostname).
     public func chooseNode(botId: String) async throws(ContainerError) -> String {
-        do {
-            return try await leastLoadedNode(botId: botId)
-        } catch let error as ContainerError {
-            throw error
-        } catch {
-            throw wrapDockerError(error, botId: botId, fallback: .observeFailed)
-        }
+        try await Self.wrapping(botId: botId, fallback: .observeFailed) { try await self.leastLoadedNode(botId: botId) }
     }
 
     private func leastLoadedNode(botId: String) async throws -> String {
-        do {
-            let nodes = try await client.listNodes().filter { $0.state == "ready" && $0.availability == "active" }
-            let ours = Set(try await client.listServices(filters: ["label": ["\(BotLabels.managed)=true"]]).map(\.id))
-            var load: [String: Int] = [:]
-            for task in try await client.listTasks(filters: ["desired-state": ["running"]]) where ours.contains(task.serviceID) {
-                if let node = task.nodeID { load[node, default: 0] += 1 }
-            }
-            guard let chosen = nodes.min(by: { (load[$0.id] ?? 0, $0.hostname) < (load[$1.id] ?? 0, $1.hostname) }) else {
-                throw ContainerError(.nodeDown, "no ready node to place the bot on", botId: botId)
-            }
-            return chosen.id
+        let nodes = try await client.listNodes().filter { $0.state == "ready" && $0.availability == "active" }
+        let ours = Set(try await client.listServices(filters: ["label": ["\(BotLabels.managed)=true"]]).map(\.id))
+        var load: [String: Int] = [:]
+        for task in try await client.listTasks(filters: ["desired-state": ["running"]]) where ours.contains(task.serviceID) {
+            if let node = task.nodeID { load[node, default: 0] += 1 }
         }
+        guard let chosen = nodes.min(by: { (load[$0.id] ?? 0, $0.hostname) < (load[$1.id] ?? 0, $1.hostname) }) else {
+            throw ContainerError(.nodeDown, "no ready node to place the bot on", botId: botId)
+        }
+        return chosen.id
     }
 
     // MARK: - Secrets and networks no service uses
 
     /// Removes the bot's secrets and network that its service (if any) does not use. In-use ones are left for the next time.
-    private func removeUnusedObjects(botId: String) async {
+    /// `keepingPrevious`: right after an update, the previous spec's secrets stay (Swarm's rollback target needs them until
+    /// the update completes; the completion, seen by the events stream or the garbage collection, removes them).
+    private func removeUnusedObjects(botId: String, keepingPrevious: Bool) async {
         do {
             let service = (try? await managedService(botId: botId, fallback: .observeFailed)) ?? nil
-            let used = Set(Self.secretIds(of: service?.spec))
+            let used = Set((service.map(Self.secretsInUse) ?? []) + (keepingPrevious ? Self.secretIds(of: service?.previousSpec) : []))
             for secret in try await client.listSwarmObjects(.secrets, filters: ["label": ["\(BotLabels.botId)=\(botId)"]])
             where !used.contains(secret.id) && ownership(secret.labels, id: secret.id) == .ours {
                 try? await client.removeSwarmObject(.secrets, secret.id)
@@ -523,10 +518,20 @@ public final class SwarmRuntime: ContainerRuntime {
         }
     }
 
+    /// The secrets a service uses, and while its update is not completed those of its previous spec (Swarm's rollback
+    /// target needs them).
+    static func secretsInUse(_ service: SwarmService) -> [String] {
+        let previous = service.updateStatus?.state == "completed" || service.updateStatus == nil ? [] : secretIds(of: service.previousSpec)
+        return secretIds(of: service.spec) + previous
+    }
+
     static func secretIds(of spec: JSONValue?) -> [String] {
         guard case .array(let secrets)? = spec?[path: ["TaskTemplate", "ContainerSpec", "Secrets"]] else { return [] }
         return secrets.compactMap { $0["SecretID"]?.stringValue }
     }
+
+    /// How old an unused secret or network must be before ``collectGarbage()`` removes it.
+    static let garbageAge: TimeInterval = 30
 
     /// Our secrets and networks whose bot has no service of ours, or that its service does not use (after a crash
     /// between a rotation's update and its clean-up).
@@ -534,19 +539,21 @@ public final class SwarmRuntime: ContainerRuntime {
         do {
             let services = try await client.listServices(filters: ["label": ["\(BotLabels.managed)=true"]])
                 .filter { ownership($0.labels, id: $0.id) == .ours }
-            let usedSecrets = Set(services.flatMap { Self.secretIds(of: $0.spec) })
+            let usedSecrets = Set(services.flatMap(Self.secretsInUse))
             let usedNetworks = Set(services.compactMap { service -> String? in
                 guard case .array(let networks)? = service.spec[path: ["TaskTemplate", "Networks"]] else { return nil }
                 return networks.first?["Target"]?.stringValue
             })
             let ourLabel = ["label": ["\(BotLabels.managed)=true", "\(BotLabels.instance)=\(instance)"]]
+            // A secret or network made moments ago may be for a service a worker is creating right now.
+            let settled = { (created: String?) in (DockerTimestamp.parse(created) ?? .distantFuture) < Date().addingTimeInterval(-Self.garbageAge) }
             for secret in try await client.listSwarmObjects(.secrets, filters: ourLabel)
-            where !usedSecrets.contains(secret.id) && ownership(secret.labels, id: secret.id) == .ours {
+            where !usedSecrets.contains(secret.id) && ownership(secret.labels, id: secret.id) == .ours && settled(secret.createdAt) {
                 try? await client.removeSwarmObject(.secrets, secret.id)
             }
             for network in try await client.listNetworks(filters: ourLabel)
             where network.driver == "overlay" && !usedNetworks.contains(network.id) && !usedNetworks.contains(network.name)
-                && ownership(network.labels, id: network.id) == .ours {
+                && ownership(network.labels, id: network.id) == .ours && settled(network.created) {
                 try? await client.removeNetwork(network.id)
             }
         } catch {
@@ -610,13 +617,16 @@ public final class SwarmRuntime: ContainerRuntime {
     private func changedServices() async throws -> [RuntimeEvent] {
         let services = try await client.listServices(filters: ["label": ["\(BotLabels.managed)=true"]])
             .filter { ownership($0.labels, id: $0.id) == .ours }
-        let changed = seen.withLockedValue { seen -> [SwarmService] in
+        let (changed, completed) = seen.withLockedValue { seen -> ([SwarmService], [SwarmService]) in
             let changed = services.filter { seen[$0.id] != Self.fingerprint($0) }
+            let completed = changed.filter { $0.updateStatus?.state == "completed" && seen[$0.id]?.hasSuffix("/completed") == false }
             let ids = Set(services.map(\.id))
             seen = seen.filter { ids.contains($0.key) }
             for service in services { seen[service.id] = Self.fingerprint(service) }
-            return changed
+            return (changed, completed)
         }
+        // An update completed: its previous spec's secrets (kept for Swarm's rollback) go now.
+        for service in completed { if let botId = ContainerDefaults.botId(inName: service.name) { await removeUnusedObjects(botId: botId, keepingPrevious: false) } }
         return changed.compactMap { service in
             ContainerDefaults.botId(inName: service.name).map { RuntimeEvent(action: "tasks", containerId: service.id, name: service.name, botId: $0) }
         }

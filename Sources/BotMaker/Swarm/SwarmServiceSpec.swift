@@ -9,7 +9,7 @@ public enum SwarmServiceSpec {
     /// Swarm's limit on secret names.
     public static let maxSecretName = 64
     /// The first Engine API version whose services take `Privileges.NoNewPrivileges`.
-    public static let noNewPrivilegesAPI = (major: 1, minor: 44)
+    public static let noNewPrivilegesAPI = APIVersion(1, 44)
     /// How long Swarm waits before restarting a bot's task that exited.
     public static let restartDelaySeconds = 2
 
@@ -20,10 +20,13 @@ public enum SwarmServiceSpec {
         /// The operator accepts bots without no-new-privileges on an engine that cannot set it
         /// (`--swarm-allow-privilege-escalation`).
         public var allowsPrivilegeEscalation: Bool
+        /// The API version the cluster speaks (for messages), once known.
+        public var apiVersion: String?
 
-        public init(supportsNoNewPrivileges: Bool = false, allowsPrivilegeEscalation: Bool = false) {
+        public init(supportsNoNewPrivileges: Bool = false, allowsPrivilegeEscalation: Bool = false, apiVersion: String? = nil) {
             self.supportsNoNewPrivileges = supportsNoNewPrivileges
             self.allowsPrivilegeEscalation = allowsPrivilegeEscalation
+            self.apiVersion = apiVersion
         }
     }
 
@@ -47,8 +50,9 @@ public enum SwarmServiceSpec {
             problems.append("security \(config.security.rawValue): Swarm's tmpfs on API 1.41 takes no noexec/nosuid options")
         }
         if !engine.supportsNoNewPrivileges && !engine.allowsPrivilegeEscalation {
-            problems.append("no-new-privileges needs Engine API 1.44 for services (this cluster speaks less); accept running without it "
-                            + "with `--swarm-allow-privilege-escalation`, or upgrade the cluster")
+            problems.append("no-new-privileges needs Engine API \(noNewPrivilegesAPI) for services (this cluster speaks "
+                            + "\(engine.apiVersion ?? "an older one")); accept running without it with `--swarm-allow-privilege-escalation`, "
+                            + "or upgrade the cluster")
         }
         return problems.isEmpty ? nil : "not possible on Swarm: " + problems.joined(separator: "; ")
     }

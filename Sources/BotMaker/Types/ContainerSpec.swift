@@ -75,9 +75,14 @@ public struct ContainerSpec: Sendable, Equatable, Codable {
     }
 
     /// Lowercase hex SHA-256 of ``canonicalEncoding``.
-    public var hash: String {
-        SHA256.hash(data: canonicalEncoding).map { String(format: "%02x", $0) }.joined()
+    public var hash: String { Self.hash(ofCanonical: canonicalEncoding) }
+
+    /// The hash of a spec stored as its canonical encoding (`bot_status.applied_spec`).
+    public static func hash(ofCanonical encoding: some DataProtocol) -> String {
+        SHA256.hash(data: Data(encoding)).map { String(format: "%02x", $0) }.joined()
     }
+
+    public static func hash(ofCanonical text: String) -> String { hash(ofCanonical: Data(text.utf8)) }
 
     /// Names of the fields that differ, for a human cause such as "spec changed: image, environment".
     public func differences(from other: ContainerSpec) -> [String] {

@@ -57,6 +57,17 @@ public struct ContainerStatus: Sendable, Equatable, Codable {
     }
 }
 
+/// A rollback an engine (Swarm) does by itself after an update failed.
+public struct EngineRollback: Sendable, Equatable, Codable {
+    public var inProgress: Bool
+    public var message: String
+
+    public init(inProgress: Bool, message: String) {
+        self.inProgress = inProgress
+        self.message = message
+    }
+}
+
 /// A managed container as listed by Docker (`GET /containers/json`).
 public struct ContainerInfo: Sendable, Equatable, Codable {
     public var id: String
@@ -80,8 +91,9 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
     public var pending: String?
     /// Swarm: the bot is pinned to a node that is down (with `pending` saying which).
     public var nodeDown = false
-    /// Swarm: the spec hash of an update the engine rolled back itself (its update failed), while it still shows.
-    public var rolledBackFrom: String?
+    /// Swarm: the engine is rolling the service's last update back (`started`), or has (`completed`, `paused`), by itself;
+    /// with its message. Nil otherwise.
+    public var engineRollback: EngineRollback?
 
     /// `exitCode` defaults to the one in a human status such as `Exited (137) 5 minutes ago`.
     public init(id: String, name: String, botId: String, state: ContainerState, status: String, image: String = "",
