@@ -63,21 +63,17 @@ public enum JSONValue: Codable, Sendable, Equatable {
 /// `GET /info`, only the parts about Swarm.
 public struct EngineInfo: Decodable, Sendable {
     public var swarm: SwarmState
-    public var serverVersion: String?
 
     public struct SwarmState: Decodable, Sendable {
         /// `inactive`, `pending`, `active`, `error`, `locked`.
         public var localNodeState: String
         /// True on a manager.
         public var controlAvailable: Bool?
-        public var nodeID: String?
 
-        enum CodingKeys: String, CodingKey {
-            case localNodeState = "LocalNodeState", controlAvailable = "ControlAvailable", nodeID = "NodeID"
-        }
+        enum CodingKeys: String, CodingKey { case localNodeState = "LocalNodeState", controlAvailable = "ControlAvailable" }
     }
 
-    enum CodingKeys: String, CodingKey { case swarm = "Swarm", serverVersion = "ServerVersion" }
+    enum CodingKeys: String, CodingKey { case swarm = "Swarm" }
 }
 
 /// One Swarm object's version (`?version=N` of an update).
@@ -91,7 +87,6 @@ public struct ObjectVersion: Codable, Sendable, Equatable {
 public struct SwarmService: Decodable, Sendable {
     public var id: String
     public var version: ObjectVersion
-    public var createdAt: String?
     public var updatedAt: String?
     public var spec: JSONValue
     public var previousSpec: JSONValue?
@@ -113,13 +108,12 @@ public struct SwarmService: Decodable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id = "ID", version = "Version", createdAt = "CreatedAt", updatedAt = "UpdatedAt", spec = "Spec"
+        case id = "ID", version = "Version", updatedAt = "UpdatedAt", spec = "Spec"
         case previousSpec = "PreviousSpec", serviceStatus = "ServiceStatus", updateStatus = "UpdateStatus"
     }
 
     public var name: String { spec["Name"]?.stringValue ?? "" }
     public var labels: [String: String] { Self.strings(spec["Labels"]) }
-    public var previousLabels: [String: String] { Self.strings(previousSpec?["Labels"]) }
     /// `Mode.Replicated.Replicas` (nil for a global service).
     public var replicas: Int? { spec[path: ["Mode", "Replicated", "Replicas"]]?.intValue }
     public var image: String { spec[path: ["TaskTemplate", "ContainerSpec", "Image"]]?.stringValue ?? "" }
@@ -146,11 +140,9 @@ public struct SwarmTask: Decodable, Sendable, Equatable {
     public var id: String
     public var serviceID: String
     public var nodeID: String?
-    public var slot: Int?
     /// `running` or `shutdown`.
     public var desiredState: String
     public var status: Status
-    public var createdAt: String?
     public var updatedAt: String?
 
     public struct Status: Decodable, Sendable, Equatable {
@@ -174,8 +166,7 @@ public struct SwarmTask: Decodable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id = "ID", serviceID = "ServiceID", nodeID = "NodeID", slot = "Slot", desiredState = "DesiredState", status = "Status"
-        case createdAt = "CreatedAt", updatedAt = "UpdatedAt"
+        case id = "ID", serviceID = "ServiceID", nodeID = "NodeID", desiredState = "DesiredState", status = "Status", updatedAt = "UpdatedAt"
     }
 }
 
@@ -187,41 +178,31 @@ public struct SwarmNode: Decodable, Sendable, Equatable {
     public var state: String
     /// `active`, `pause`, `drain`.
     public var availability: String
-    public var role: String
-    public var address: String?
 
     enum CodingKeys: String, CodingKey { case id = "ID", description = "Description", status = "Status", spec = "Spec" }
     struct Description: Decodable { var hostname: String?; enum CodingKeys: String, CodingKey { case hostname = "Hostname" } }
     struct Status: Decodable {
         var state: String?
-        var addr: String?
-        enum CodingKeys: String, CodingKey { case state = "State", addr = "Addr" }
+        enum CodingKeys: String, CodingKey { case state = "State" }
     }
     struct Spec: Decodable {
-        var role: String?
         var availability: String?
-        enum CodingKeys: String, CodingKey { case role = "Role", availability = "Availability" }
+        enum CodingKeys: String, CodingKey { case availability = "Availability" }
     }
 
-    public init(id: String, hostname: String, state: String, availability: String = "active", role: String = "worker", address: String? = nil) {
+    public init(id: String, hostname: String, state: String, availability: String = "active") {
         self.id = id
         self.hostname = hostname
         self.state = state
         self.availability = availability
-        self.role = role
-        self.address = address
     }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         id = try container.decode(String.self, forKey: .id)
         hostname = (try? container.decode(Description.self, forKey: .description))?.hostname ?? ""
-        let status = try? container.decode(Status.self, forKey: .status)
-        state = status?.state ?? "unknown"
-        address = status?.addr
-        let spec = try? container.decode(Spec.self, forKey: .spec)
-        role = spec?.role ?? "worker"
-        availability = spec?.availability ?? "active"
+        state = (try? container.decode(Status.self, forKey: .status))?.state ?? "unknown"
+        availability = (try? container.decode(Spec.self, forKey: .spec))?.availability ?? "active"
     }
 }
 

@@ -86,7 +86,7 @@ extension Botmaker {
             configuration.maximumCancellationDuration = .seconds(5)
             let group = ServiceGroup(configuration: configuration)
             logger.info("botmaker run", metadata: [
-                "db": "\(store.path)", "instance": "\(global.instanceName)", "lock": "\(lock.path)", "docker.host": "\(runtime.endpoint)",
+                "db": "\(store.path)", "instance": "\(global.instanceName)", "lock": "\(lock.path)", "docker.host": "\(runtime.endpoint)", "engine": "\(runtime.capabilities.name)",
             ])
             var failure: (any Error)?
             do {
