@@ -1116,6 +1116,653 @@ def updates(binary, work, trials, bad_trials, observe):
     return r
 
 
+# --- Swarm (--engine swarm) on the 3-node lab of scripts/swarm-lab -------------------------------------------------------
+
+SWARM_LAB = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "scripts", "swarm-lab"))
+SWARM_LAB_ROOT = os.environ.get("SWARM_LAB_ROOT", "/run/swlab").rstrip("/")
+SWARM_POLL = 0.2  # seconds between looks at the manager's tasks (the same for every contender)
+
+
+def swarm_lab(*args, check=True):
+    return sh(["bash", SWARM_LAB] + [str(a) for a in args], check=check)
+
+
+def swarm_lab_env():
+    env = {}
+    with open(os.path.join(SWARM_LAB_ROOT, "env")) as f:
+        for line in f:
+            key, _, value = line.strip().partition("=")
+            if key:
+                env[key] = value.strip("'")
+    return env
+
+
+def sock_of(host):
+    assert host.startswith("unix://"), host
+    return host[len("unix://"):]
+
+
+def swarm_api(sock, method, path, body=None, ok=(), timeout=60):
+    """One Engine API call over a node's socket; statuses in `ok` (e.g. 404 on a removal) are not errors."""
+    conn = UnixHTTP(sock)
+    conn.timeout = timeout
+    try:
+        conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                     headers={"Content-Type": "application/json", "Host": "localhost"})
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    if response.status >= 300 and response.status != 304 and response.status not in ok:
+        raise SystemExit(f"{method} {path} on {sock}: {response.status} {data[:300]}")
+    return json.loads(data) if data and response.status < 300 else None
+
+
+def filters(**f):
+    import urllib.parse
+    return urllib.parse.quote(json.dumps({k.replace("_", "-"): v for k, v in f.items()}))
+
+
+class SwarmLab:
+    """The lab's sockets and node ids; starts the lab when none is up (and then takes it down in close())."""
+
+    def __init__(self):
+        self.started = False
+        self.killed, self.partitioned = set(), set()
+        if not os.path.exists(os.path.join(SWARM_LAB_ROOT, "env")):
+            self.started = True
+            try:
+                swarm_lab("up")
+                self.read()
+            except BaseException:
+                swarm_lab("down", check=False)
+                raise
+        else:
+            self.read()
+
+    def read(self):
+        env = swarm_lab_env()
+        self.count = int(env["SWARM_LAB_COUNT"])
+        if self.count < 3:
+            raise SystemExit(f"the swarm section needs a lab of 3 nodes or more (this one has {self.count})")
+        self.manager_host = env["SWARM_LAB_MANAGER"]
+        self.manager = sock_of(self.manager_host)
+        self.node_sock = {k: sock_of(env[f"SWARM_LAB_NODE_{k}_HOST"]) for k in range(1, self.count + 1)}
+        self.node_id = {k: env[f"SWARM_LAB_NODE_{k}_ID"] for k in range(1, self.count + 1)}
+        self.hostname = {k: env[f"SWARM_LAB_NODE_{k}_HOSTNAME"] for k in range(1, self.count + 1)}
+        nodes = swarm_api(self.manager, "GET", "/nodes")
+        ready = [n for n in nodes if n["Status"]["State"] == "ready"]
+        if len(ready) != self.count:
+            raise SystemExit(f"swarm lab: {len(ready)} of {self.count} nodes ready ({SWARM_LAB} status)")
+        self.version = swarm_api(self.manager, "GET", "/version")
+        others = swarm_api(self.manager, "GET", "/services")
+        if others:
+            print(f"warning: the swarm lab already runs {len(others)} services (e.g. {others[0]['Spec']['Name']}): "
+                  f"they share the nodes with this measurement", file=sys.stderr)
+
+    def api(self, method, path, body=None, ok=()):
+        return swarm_api(self.manager, method, path, body, ok)
+
+    def kill(self, k):
+        self.killed.add(k)
+        swarm_lab("kill-node", k)
+
+    def start(self, k):
+        swarm_lab("start-node", k)
+        self.killed.discard(k)
+
+    def partition(self, k):
+        self.partitioned.add(k)
+        swarm_lab("partition", k)
+
+    def heal(self, k):
+        swarm_lab("heal", k)
+        self.partitioned.discard(k)
+
+    def node_state(self, k):
+        node = self.api("GET", f"/nodes/{self.node_id[k]}")
+        return node["Status"]["State"]
+
+    def running_by_service(self, instance, exclude_node=None):
+        """The manager's view: service id → node id of a task of ours in state running (desired running), ignoring
+        tasks on `exclude_node` (a dead node's tasks still read `running` until the manager gives up on it)."""
+        running = {}
+        for task in self.api("GET", f"/tasks?filters={filters(desired_state=['running'])}"):
+            labels = task.get("Spec", {}).get("ContainerSpec", {}).get("Labels") or {}
+            if labels.get("botmaker.instance") != instance or task["Status"]["State"] != "running":
+                continue
+            if exclude_node is not None and task.get("NodeID") == exclude_node:
+                continue
+            running[task["ServiceID"]] = task.get("NodeID")
+        return running
+
+    def wait_running(self, instance, n, t0, timeout=300, exclude_node=None):
+        """Seconds from t0 (perf_counter) until n services of the instance each have a running task (off exclude_node)."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            running = self.running_by_service(instance, exclude_node)
+            now = time.perf_counter()
+            if len(running) >= n:
+                return now - t0
+            if now > deadline:
+                raise SystemExit(f"swarm: {len(running)} of {n} services of {instance} running after {timeout} s")
+            time.sleep(SWARM_POLL)
+
+    def our_containers(self, k, instance, running_only=True):
+        """Node k's own containers of the instance (its socket: the witness, whatever the manager believes)."""
+        flt = {"label": [f"botmaker.instance={instance}"]}
+        if running_only:
+            flt["status"] = ["running"]
+        return swarm_api(self.node_sock[k], "GET", f"/containers/json?all=1&filters={filters(**flt)}")
+
+    def clean(self, instance, stack=None, timeout=120):
+        """Removes the instance's services (and the stack), then its networks, secrets and configs, and waits until no
+        container of it is left on any node: the next measurement starts from an empty cluster."""
+        if stack:
+            sh(["docker", "-H", self.manager_host, "stack", "rm", stack], check=False)
+        label = filters(label=[f"botmaker.instance={instance}"])
+        for service in self.api("GET", f"/services?filters={label}"):
+            self.api("DELETE", f"/services/{service['ID']}", ok=(404,))
+        # botmaker's claim on the instance (a Swarm config), and any config of ours.
+        configs = self.api("GET", f"/configs?filters={label}") + self.api("GET", f"/configs?filters={filters(name=[f'botmaker.claim.{instance}'])}")
+        for obj in configs:
+            self.api("DELETE", f"/configs/{obj['ID']}", ok=(404,))
+        deadline = time.time() + timeout
+        while True:
+            left = sum(len(self.our_containers(k, instance, running_only=False)) for k in self.node_sock if k not in self.killed)
+            networks = self.api("GET", f"/networks?filters={label}")
+            if stack:
+                networks += self.api("GET", f"/networks?filters={filters(label=[f'com.docker.stack.namespace={stack}'])}")
+            for network in networks:
+                self.api("DELETE", f"/networks/{network['Id']}", ok=(404, 403, 409, 500))  # in use: again next time round
+            if left == 0 and not networks:
+                break
+            if time.time() > deadline:
+                raise SystemExit(f"swarm: {left} containers and {len(networks)} networks of {instance} still there after {timeout} s")
+            time.sleep(0.5)
+        for obj in self.api("GET", f"/secrets?filters={label}"):
+            self.api("DELETE", f"/secrets/{obj['ID']}", ok=(404,))
+
+    def restore(self, timeout=90):
+        """Heals and restarts what the section partitioned or killed, and waits until every node is ready again."""
+        if not self.partitioned and not self.killed:
+            return
+        for k in sorted(self.partitioned):
+            swarm_lab("heal", k, check=False)
+        for k in sorted(self.killed):
+            swarm_lab("start-node", k, check=False)
+        self.partitioned, self.killed = set(), set()
+        deadline = time.time() + timeout
+        while any(self.node_state(k) != "ready" for k in self.node_id):
+            if time.time() > deadline:
+                print(f"warning: not every node of the swarm lab is ready {timeout} s after heal/start-node", file=sys.stderr)
+                return
+            time.sleep(0.5)
+
+    def close(self):
+        if self.started:
+            swarm_lab("down", check=False)
+        else:
+            self.restore()
+
+
+class SwarmBotmaker(Botmaker):
+    """botmaker with --engine swarm against the lab's manager."""
+
+    def __init__(self, binary, workdir, instance, lab):
+        self.env = dict(os.environ, DOCKER_HOST=lab.manager_host, BOTMAKER_ENGINE="swarm", BOTMAKER_SWARM_ALLOW_PRIVILEGE_ESCALATION="1")
+        super().__init__(binary, workdir, instance)
+
+    def run(self, args, check=True):
+        return sh([self.binary] + args + self.args, check=check, env=self.env)
+
+    def spawn(self, args, **kw):
+        return spawn([self.binary] + args + self.args, env=self.env, **kw)
+
+
+def swarm_labels(name, instance):
+    return {"botmaker.managed": "true", "botmaker.bot-id": name, "botmaker.instance": instance}
+
+
+def swarm_floor_spec(name, instance, network_id):
+    """The service spec botmaker writes for a bot of IMAGE and ENV on its own network (SwarmServiceSpec.make, API 1.41,
+    privilege escalation allowed), with the same labels in number and size."""
+    labels = dict(swarm_labels(name, instance), **{"botmaker.owner": "0" * 32, "botmaker.spec-hash": "0" * 64, "botmaker.spec-version": "2"})
+    service_labels = dict(labels, **{"botmaker.service-digest": "0" * 64})
+    return {
+        "Name": f"floor-{name}", "Labels": service_labels,
+        "TaskTemplate": {
+            "ContainerSpec": {"Image": IMAGE, "Labels": labels, "Env": ENV, "Init": True, "StopGracePeriod": 10 * 10**9,
+                              "CapabilityDrop": ["NET_ADMIN", "NET_RAW"], "Secrets": [], "Mounts": []},
+            "Resources": {"Limits": {"Pids": 512}},
+            "RestartPolicy": {"Condition": "any", "Delay": 2 * 10**9},
+            "LogDriver": {"Name": "json-file", "Options": {"max-size": "10m", "max-file": "3"}},
+            "ForceUpdate": 0,
+            "Networks": [{"Target": network_id}],
+        },
+        "Mode": {"Replicated": {"Replicas": 1}},
+        "UpdateConfig": {"Parallelism": 1, "Order": "stop-first", "FailureAction": "rollback", "Monitor": 10 * 10**9},
+        "RollbackConfig": {"Parallelism": 1, "Order": "stop-first", "FailureAction": "pause"},
+        "EndpointSpec": {"Mode": "dnsrr", "Ports": []},
+    }
+
+
+def swarm_stack_file(path, names, instance, per_service_network):
+    """A compose file for `docker stack deploy` of the same services: everything of botmaker's spec that stack deploy
+    can express (it ignores security_opt; botmaker sets no no-new-privileges on API 1.41 either)."""
+    lines = ["version: '3.9'", "services:"]
+    for n in names:
+        labels = swarm_labels(n, instance)
+        lines += [f"  {n}:", f"    image: {IMAGE}", "    init: true", "    cap_drop: [NET_ADMIN, NET_RAW]",
+                  "    stop_grace_period: 10s", "    logging:", "      driver: json-file",
+                  "      options: {max-size: 10m, max-file: '3'}", "    environment:"]
+        lines += [f"      - {e}" for e in ENV]
+        lines += ["    labels:"] + [f"      {k}: '{v}'" for k, v in labels.items()]
+        if per_service_network:
+            lines += [f"    networks: [net-{n}]"]
+        lines += ["    deploy:", "      mode: replicated", "      replicas: 1", "      endpoint_mode: dnsrr",
+                  "      resources: {limits: {pids: 512}}", "      restart_policy: {condition: any, delay: 2s}",
+                  "      update_config: {parallelism: 1, order: stop-first, failure_action: rollback, monitor: 10s}",
+                  "      rollback_config: {parallelism: 1, order: stop-first, failure_action: pause}", "      labels:"]
+        lines += [f"        {k}: '{v}'" for k, v in labels.items()]
+    if per_service_network:
+        lines += ["networks:"]
+        for n in names:
+            lines += [f"  net-{n}:", "    driver: overlay", f"    labels: {{botmaker.instance: '{instance}'}}"]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def watch_exit(proc, t0):
+    """Records when proc exits, in seconds from t0, and its stderr: returns a dict filled in by a thread."""
+    result = {}
+
+    def wait():
+        result["stderr"] = proc.communicate()[1] or ""
+        result["seconds"] = time.perf_counter() - t0
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    result["thread"] = thread
+    return result
+
+
+def finish(proc, exited, what, timeout=300):
+    exited["thread"].join(timeout)
+    if proc.returncode is None:
+        raise SystemExit(f"{what} did not exit within {timeout} s")
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed ({proc.returncode}): {exited['stderr'][-2000:]}")
+    return exited["seconds"]
+
+
+def swarm_converge_botmaker(binary, work, lab, names, instance):
+    """`botmaker reconcile` from an empty cluster: until every bot's task runs (reconcile returns once the services are
+    created; Swarm then places and starts the tasks)."""
+    bm = SwarmBotmaker(binary, work, instance, lab)
+    bm.add(names)
+    t0 = time.perf_counter()
+    proc = bm.spawn(["reconcile", "--stats"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    exited = watch_exit(proc, t0)
+    running = lab.wait_running(instance, len(names), t0)
+    command = finish(proc, exited, "botmaker reconcile on the swarm")
+    stats = [l for l in exited["stderr"].splitlines() if l.startswith("stats:")]
+    return {"running": running, "command": command, "stats": stats[-1] if stats else "", "bm": bm}
+
+
+def swarm_converge_stack(work, lab, names, instance, per_service_network):
+    path = os.path.join(work, f"{instance}.yml")
+    swarm_stack_file(path, names, instance, per_service_network)
+    t0 = time.perf_counter()
+    proc = spawn(["docker", "-H", lab.manager_host, "stack", "deploy", "--resolve-image", "never", "-c", path, instance],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    exited = watch_exit(proc, t0)
+    running = lab.wait_running(instance, len(names), t0)
+    return {"running": running, "command": finish(proc, exited, "docker stack deploy")}
+
+
+def swarm_converge_floor(lab, names, instance):
+    """The engine's floor: the same network + service per bot created over the manager's API, 4 at a time (botmaker's
+    default --concurrency), no CLI and no bookkeeping."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(name):
+        network = lab.api("POST", "/networks/create", {"Name": f"floor-{name}", "Driver": "overlay", "CheckDuplicate": True,
+                                                       "Labels": swarm_labels(name, instance)})
+        lab.api("POST", "/services/create", swarm_floor_spec(name, instance, network["Id"]))
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, names))
+    command = time.perf_counter() - t0
+    return {"running": lab.wait_running(instance, len(names), t0), "command": command}
+
+
+def metrics_by_label(port, family, label):
+    """One metric family from the service's /metrics, summed by the value of one label."""
+    import re
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    sums = {}
+    for line in text.splitlines():
+        if not line.startswith(family + "{") and not line.startswith(family + " "):
+            continue
+        m = re.search(label + r'="([^"]*)"', line)
+        key = m.group(1) if m else ""
+        sums[key] = sums.get(key, 0) + float(line.rsplit(" ", 1)[1])
+    return sums
+
+
+def swarm_service(bm, work, name, extra=()):
+    """`botmaker run` on the swarm with /metrics on a loopback port; returns (process, port, log path)."""
+    port = free_port()
+    log_path = os.path.join(work, f"{name}.log")
+    with open(log_path, "w") as log:
+        proc = bm.spawn(["run", "--log-level", "warning", "--metrics-addr", f"127.0.0.1:{port}"] + list(extra),
+                        stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.time() + 60
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"botmaker run exited with {proc.returncode}: {log_tail(log_path)}")
+        try:
+            if metrics_by_label(port, "botmaker_resyncs_total", "result").get("ok", 0) >= 1:
+                return proc, port, log_path
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise SystemExit(f"botmaker run: no resync within 60 s: {log_tail(log_path)}")
+        time.sleep(0.2)
+
+
+def db_nodes(db):
+    """The bots' rows as `botmaker status` shows them: (actual_state, node) per bot, from bot_overview."""
+    import sqlite3
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return {row[0]: (row[1], row[2]) for row in conn.execute("SELECT id, actual_state, node FROM bot_overview")}
+    finally:
+        conn.close()
+
+
+def wait_status_settled(db, n, timeout=120):
+    deadline = time.time() + timeout
+    while True:
+        rows = db_nodes(db)
+        if sum(1 for state, node in rows.values() if state == "running" and node) == n:
+            return
+        if time.time() > deadline:
+            raise SystemExit(f"botmaker status: not all {n} bots running with a node after {timeout} s: {rows}")
+        time.sleep(0.2)
+
+
+def swarm_idle(bm, work, n, seconds):
+    """`botmaker run --resync-interval 1` over a converged fleet: Docker requests per idle resync, by operation."""
+    proc, port, log_path = swarm_service(bm, work, "swarm-idle", ["--resync-interval", "1"])
+    try:
+        time.sleep(2)  # past the start-up pass and its status writes
+        files = lambda: [checksum(bm.db + s) if os.path.exists(bm.db + s) else None for s in ("", "-wal")]
+        r0 = metrics_by_label(port, "botmaker_resyncs_total", "trigger").get("resync", 0)
+        q0 = metrics_by_label(port, "botmaker_docker_requests_total", "endpoint")
+        a0 = sum(metrics_by_label(port, "botmaker_actions_total", "kind").values())
+        f0 = files()
+        time.sleep(seconds)
+        r1 = metrics_by_label(port, "botmaker_resyncs_total", "trigger").get("resync", 0)
+        q1 = metrics_by_label(port, "botmaker_docker_requests_total", "endpoint")
+        a1 = sum(metrics_by_label(port, "botmaker_actions_total", "kind").values())
+        unchanged = files() == f0
+    finally:
+        stop_proc(proc)
+    by_op = {k: q1.get(k, 0) - q0.get(k, 0) for k in set(q0) | set(q1) if q1.get(k, 0) != q0.get(k, 0)}
+    noop = bm.run(["reconcile", "--stats"]).stderr
+    return {"resyncs": r1 - r0, "requests": sum(by_op.values()), "by_op": by_op, "actions": a1 - a0, "db_unchanged": unchanged,
+            "noop_stats": ([l for l in noop.splitlines() if l.startswith("stats:")] or [""])[-1]}
+
+
+def swarm_node_loss(lab, bm, work, n, k):
+    """kill-node k (a worker; SIGKILL of its dockerd, containerd and containers): how long until every bot runs on a live
+    node (the manager's tasks, those on node k ignored), until the manager marks k down, and until `botmaker status`
+    (its rows, with `botmaker run` running) shows no bot on k. Then start-node k."""
+    instance, node_id, host = bm.instance, lab.node_id[k], lab.hostname[k]
+    proc, port, log_path = swarm_service(bm, work, "swarm-kill")
+    try:
+        wait_status_settled(bm.db, n)
+        on_k = [s for s, node in lab.running_by_service(instance).items() if node == node_id]
+        per_service = {}
+        t0 = time.perf_counter()
+        lab.kill(k)
+        killed = time.perf_counter() - t0
+        r = {"on_node": len(on_k), "kill_command": killed}
+        deadline = t0 + 240
+        while "rescheduled" not in r or "down" not in r or "status" not in r or "status_not_running" not in r:
+            now = time.perf_counter()
+            if now > deadline:
+                raise SystemExit(f"node loss: not settled after 240 s ({r}); {log_tail(log_path)}")
+            if "rescheduled" not in r:
+                running = lab.running_by_service(instance, exclude_node=node_id)
+                for s in running:
+                    per_service.setdefault(s, now - t0)
+                if len(running) >= n:
+                    r["rescheduled"] = now - t0
+            if "down" not in r and lab.node_state(k) == "down":
+                r["down"] = now - t0
+            rows = db_nodes(bm.db)
+            if "status_not_running" not in r and not any(node == host and state == "running" for state, node in rows.values()):
+                r["status_not_running"] = now - t0
+            if "status" not in r and not any(node == host for _, node in rows.values()) \
+                    and sum(1 for state, _ in rows.values() if state == "running") == n:
+                r["status"] = now - t0
+            time.sleep(SWARM_POLL)
+        moved = sorted(per_service[s] for s in on_k if s in per_service)
+        r["first_moved"], r["last_moved"] = (moved[0], moved[-1]) if moved else (0, 0)
+        t1 = time.perf_counter()
+        lab.start(k)
+        r["start_node"] = time.perf_counter() - t1
+    finally:
+        stop_proc(proc)
+    return r
+
+
+def swarm_partition(lab, bm, work, n, k):
+    """partition k: how long until replacements run elsewhere, while node k's own socket (the witness) shows the old
+    containers still running; then heal k: how long until the old copies stop. Two copies of a bot run from its
+    replacement's start to its old container's stop."""
+    instance, node_id, host = bm.instance, lab.node_id[k], lab.hostname[k]
+    proc, port, log_path = swarm_service(bm, work, "swarm-partition")
+    try:
+        wait_status_settled(bm.db, n)
+        on_k = [s for s, node in lab.running_by_service(instance).items() if node == node_id]
+        witness = lambda: {c["Labels"].get("com.docker.swarm.service.id") for c in lab.our_containers(k, instance)}
+        assert witness() >= set(on_k), "node 3's own view disagrees with the manager's"
+        replaced, stopped = {}, {}
+        t0 = time.perf_counter()
+        lab.partition(k)
+        r = {"on_node": len(on_k)}
+        deadline = t0 + 240
+        while "replaced" not in r or "down" not in r or "status" not in r or "status_not_running" not in r:
+            now = time.perf_counter()
+            if now > deadline:
+                raise SystemExit(f"partition: not settled after 240 s ({r}); {log_tail(log_path)}")
+            if "replaced" not in r:
+                running = lab.running_by_service(instance, exclude_node=node_id)
+                for s in running:
+                    replaced.setdefault(s, now - t0)
+                if len(running) >= n:
+                    r["replaced"] = now - t0
+                    r["old_running_then"] = len(witness() & set(on_k))
+            if "down" not in r and lab.node_state(k) == "down":
+                r["down"] = now - t0
+            rows = db_nodes(bm.db)
+            if "status_not_running" not in r and not any(node == host and state == "running" for state, node in rows.values()):
+                r["status_not_running"] = now - t0
+            if "status" not in r and not any(node == host for _, node in rows.values()) \
+                    and sum(1 for state, _ in rows.values() if state == "running") == n:
+                r["status"] = now - t0
+            time.sleep(SWARM_POLL)
+        moved = sorted(replaced[s] for s in on_k if s in replaced)
+        r["first_moved"], r["last_moved"] = (moved[0], moved[-1]) if moved else (0, 0)
+        r["old_running_before_heal"] = len(witness() & set(on_k))
+        t_heal = time.perf_counter()
+        lab.heal(k)
+        deadline = t_heal + 240
+        while True:
+            now = time.perf_counter()
+            still = witness() & set(on_k)
+            for s in set(on_k) - still:
+                stopped.setdefault(s, now - t0)
+            if not still:
+                break
+            if now > deadline:
+                raise SystemExit(f"partition: {len(still)} old copies still run on node {k} 240 s after the heal")
+            time.sleep(SWARM_POLL)
+        r["heal_to_stopped"] = max(stopped.values()) - (t_heal - t0) if stopped else 0
+        r["heal_to_first_stopped"] = min(stopped.values()) - (t_heal - t0) if stopped else 0
+        r["two_copies"] = sorted(stopped[s] - replaced[s] for s in on_k if s in stopped and s in replaced)
+        r["partitioned_for"] = t_heal - t0
+        # Back to a whole cluster before anything else: node k Ready in the manager's view.
+        deadline = time.time() + 120
+        while lab.node_state(k) != "ready":
+            if time.time() > deadline:
+                raise SystemExit(f"node {k} not ready 120 s after the heal")
+            time.sleep(0.2)
+        # Each node's own socket: exactly one running container per bot on the whole cluster again.
+        r["containers_after"] = sum(len(lab.our_containers(j, instance)) for j in lab.node_sock)
+    finally:
+        stop_proc(proc)
+    return r
+
+
+SWARM_CONTENDERS = ("floor", "stack", "stack1", "botmaker")
+
+
+def swarm(binary, work, lab, n, trials, failover, idle_seconds):
+    """Converge n bots from empty through botmaker, `docker stack deploy` (one network per service, and the stack's one
+    default network) and the engine's floor, `trials` times in turns; then, on botmaker's last fleet, the idle cost and
+    (failover) the loss of node 3 and a partition of node 3 (on a second botmaker fleet, spread over the 3 nodes again)."""
+    names = [f"sw{i:03d}" for i in range(n)]
+    r = {c: [] for c in SWARM_CONTENDERS}
+    live = []  # (instance, stack) of what is on the cluster now, removed whatever fails
+
+    def clean(instance, stack=None):
+        lab.clean(instance, stack)
+        live.remove((instance, stack))
+
+    try:
+        fleet = None
+        for t in range(trials):
+            order = list(SWARM_CONTENDERS[t % 4:] + SWARM_CONTENDERS[:t % 4])
+            if t == trials - 1:  # botmaker last, so that its fleet stays for the idle and failure measurements
+                order.remove("botmaker")
+                order.append("botmaker")
+            for c in order:
+                if c == "botmaker":
+                    instance, stack = f"bench-sw-bm{t}", None
+                    live.append((instance, stack))
+                    m = swarm_converge_botmaker(binary, work, lab, names, instance)
+                    r["stats"] = m["stats"]
+                elif c == "floor":
+                    instance, stack = f"bench-sw-floor{t}", None
+                    live.append((instance, stack))
+                    m = swarm_converge_floor(lab, names, instance)
+                else:
+                    instance = stack = f"bswstk{t}" if c == "stack" else f"bswone{t}"
+                    live.append((instance, stack))
+                    m = swarm_converge_stack(work, lab, names, instance, per_service_network=(c == "stack"))
+                r[c].append((m["running"], m["command"]))
+                if c == "botmaker" and t == trials - 1:
+                    fleet = m["bm"]
+                else:
+                    clean(instance, stack)
+        r["idle"] = swarm_idle(fleet, work, n, idle_seconds)
+        if failover:
+            r["kill"] = swarm_node_loss(lab, fleet, work, n, 3)
+            clean(fleet.instance)
+            # A second fleet, spread over the three nodes again (after the kill every task is on nodes 1 and 2).
+            instance = f"bench-sw-bm{trials}"
+            live.append((instance, None))
+            m = swarm_converge_botmaker(binary, work, lab, names, instance)
+            r["reconverge"] = m["running"]
+            r["partition"] = swarm_partition(lab, m["bm"], work, n, 3)
+    finally:
+        if not lab.started:  # a lab this run started goes down whole; one it found is healed and cleaned
+            lab.restore()
+        for instance, stack in list(live) if not lab.started else ():
+            try:
+                lab.clean(instance, stack)
+            except SystemExit as e:
+                print(f"warning: cleaning {instance} on the swarm: {e}", file=sys.stderr)
+    return r
+
+
+def section_swarm(args, compose, work):
+    n, trials = args.swarm_bots, args.swarm_trials
+    lab = SwarmLab()
+    try:
+        r = swarm(args.binary, work, lab, n, trials, not args.swarm_skip_failover, args.swarm_idle_seconds)
+    finally:
+        lab.close()
+    v = lab.version
+    med = lambda c, i: statistics.median(x[i] for x in r[c])
+    span = lambda c: f"{min(x[0] for x in r[c]):.2f}–{max(x[0] for x in r[c]):.2f} s"
+    print(f"\n## Swarm: {n} bots on a 3-node lab\n")
+    print(f"`scripts/swarm-lab`: {lab.count} dockerd {v['Version']} (API {v['ApiVersion']}) on this machine, each in its own "
+          f"network namespace, node 1 the only manager, Swarm's default heartbeat (5 s). Every bot: {IMAGE}, {len(ENV)} env "
+          f"entries, init, NET_ADMIN/NET_RAW dropped, pids limit 512, json-file 10m × 3, restart any (2 s), endpoint mode "
+          f"dnsrr, update order stop-first. The manager's tasks are looked at every {SWARM_POLL:g} s, the same for every "
+          f"contender.\n")
+    print(f"### Converge from empty (every service with a task running; median of {trials} trial{'s' if trials != 1 else ''}, in turns)\n")
+    print("| contender | every task running (median) | range | command returned (median) | botmaker / this |")
+    print("|---|---|---|---|---|")
+    rows = [("botmaker", "botmaker `reconcile` (one overlay network per bot)"),
+            ("stack", "`docker stack deploy --resolve-image never`, one overlay network per service"),
+            ("stack1", "`docker stack deploy --resolve-image never`, the stack's one default network"),
+            ("floor", "engine floor: the same network + service per bot over the API, 4 at a time")]
+    ours = med("botmaker", 0)
+    for c, label in rows:
+        print(f"| {label} | {fmt(med(c, 0))} | {span(c)} | {fmt(med(c, 1))} | {ratio(ours, med(c, 0))} |")
+    print(f"\nbotmaker's own count for its converging pass (last trial): `{r['stats']}`")
+    i = r["idle"]
+    ops = ", ".join(f"{k} {v / i['resyncs']:.2f}" for k, v in sorted(i["by_op"].items())) if i["resyncs"] else "n/a"
+    print(f"\n### Idle cost ({n} bots converged)\n")
+    print("| measure | value |\n|---|---|")
+    print(f"| `botmaker run --resync-interval 1`: resyncs in the window | {i['resyncs']:.0f} |")
+    print(f"| Docker requests per idle resync (from /metrics) | {i['requests'] / i['resyncs']:.2f} |" if i["resyncs"] else "| requests per resync | n/a |")
+    print(f"| by operation, per resync | {ops} |")
+    print(f"| actions taken in the window | {i['actions']:.0f} |")
+    print(f"| database file and WAL unchanged over the window | {'yes' if i['db_unchanged'] else 'NO'} |")
+    print(f"| a no-op `reconcile --stats` (whole process: ping, info, claim, one pass, garbage check) | `{i['noop_stats']}` |")
+    if "kill" not in r:
+        sys.stdout.flush()
+        return
+    k, p = r["kill"], r["partition"]
+    host = lab.hostname[3]
+    print(f"\n### A worker dies (`swarm-lab kill-node 3`: SIGKILL of its dockerd, containerd and containers), `botmaker run` running\n")
+    print("| measure | value |\n|---|---|")
+    print(f"| bots whose task ran on node 3 | {k['on_node']} of {n} |")
+    print(f"| kill → the manager marks node 3 down | {fmt(k['down'])} |")
+    print(f"| kill → every bot has a running task on a live node (the manager's tasks; node 3's ignored) | {fmt(k['rescheduled'])} |")
+    print(f"| of which the first and the last bot of node 3 running elsewhere | {fmt(k['first_moved'])} / {fmt(k['last_moved'])} |")
+    print(f"| kill → `botmaker status` (bot_overview) shows no bot running on {host} | {fmt(k['status_not_running'])} |")
+    print(f"| kill → `botmaker status` shows all {n} running and none on {host} | {fmt(k['status'])} |")
+    print(f"| `swarm-lab start-node 3` → node 3 Ready again | {fmt(k['start_node'])} |")
+    print(f"\n### A partition (`swarm-lab partition 3`, then `heal 3`), node 3's own socket as the witness\n")
+    print(f"On a new fleet spread over the 3 nodes again (botmaker converged it in {fmt(r['reconverge'])}).\n")
+    print("| measure | value |\n|---|---|")
+    print(f"| bots whose task ran on node 3 | {p['on_node']} of {n} |")
+    print(f"| partition → the manager marks node 3 down | {fmt(p['down'])} |")
+    print(f"| partition → every bot has a running task off node 3 | {fmt(p['replaced'])} |")
+    print(f"| of which the first and the last bot of node 3 running elsewhere | {fmt(p['first_moved'])} / {fmt(p['last_moved'])} |")
+    print(f"| old containers still running on node 3 at that moment (node 3's socket) | {p['old_running_then']} of {p['on_node']} |")
+    print(f"| partition → `botmaker status` shows no bot running on {host} | {fmt(p['status_not_running'])} |")
+    print(f"| partition → `botmaker status` shows all {n} running and none on {host} | {fmt(p['status'])} |")
+    print(f"| old containers still running on node 3 when healed ({fmt(p['partitioned_for'])} after the cut) | {p['old_running_before_heal']} of {p['on_node']} |")
+    print(f"| heal → the first / the last old container stopped | {fmt(p['heal_to_first_stopped'])} / {fmt(p['heal_to_stopped'])} |")
+    tc = p["two_copies"]
+    if tc:
+        print(f"| two copies of a bot running (its replacement running → its old container stopped): median / max | "
+              f"{fmt(statistics.median(tc))} / {fmt(max(tc))} |")
+    print(f"| containers of the fleet running on the 3 nodes once node 3 is Ready again (each node's socket) | {p['containers_after']} for {n} bots |")
+    sys.stdout.flush()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -1136,10 +1783,14 @@ def main():
     parser.add_argument("--update-bad-trials", type=int, default=3, help="updates to each bad image per strategy")
     parser.add_argument("--update-observe", type=float, default=10,
                         help="seconds a recreate-strategy bot is watched for an answer after a bad update")
-    parser.add_argument("--sections", default="converge,idle,latency,hol,scale,workloads,images,updates",
-                        help="comma-separated subset of converge,idle,latency,hol,scale,workloads,images,updates, run in that order")
+    parser.add_argument("--swarm-bots", type=int, default=50, help="bots of the swarm section (on the 3-node lab)")
+    parser.add_argument("--swarm-trials", type=int, default=1, help="converge-from-empty trials per contender in the swarm section")
+    parser.add_argument("--swarm-idle-seconds", type=float, default=10, help="idle window of `botmaker run --resync-interval 1` on the swarm")
+    parser.add_argument("--swarm-skip-failover", action="store_true", help="swarm section: skip the node loss and the partition")
+    parser.add_argument("--sections", default="converge,idle,latency,hol,scale,workloads,images,updates,swarm",
+                        help="comma-separated subset of converge,idle,latency,hol,scale,workloads,images,updates,swarm, run in that order")
     args = parser.parse_args()
-    unknown = set(args.sections.split(",")) - {"converge", "idle", "latency", "hol", "scale", "workloads", "images", "updates"}
+    unknown = set(args.sections.split(",")) - {"converge", "idle", "latency", "hol", "scale", "workloads", "images", "updates", "swarm"}
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     compose = not args.no_compose and shutil.which("docker-compose") is not None
@@ -1164,7 +1815,7 @@ def report(args, compose, work):
     ensure_network()
     sections = {"converge": section_converge, "idle": section_idle, "latency": section_latency,
                 "hol": section_head_of_line, "scale": section_scale, "workloads": section_workloads, "images": section_images,
-                "updates": section_updates}
+                "updates": section_updates, "swarm": section_swarm}
     for name in args.sections.split(","):
         sections[name](args, compose, work)
 

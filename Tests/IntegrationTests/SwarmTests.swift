@@ -238,6 +238,7 @@ struct SwarmTests {
             let pinned = "botmaker-\(deployment.bot("pinned"))"
             #expect(try await runningNodes(deployment, lab)[pinned] == worker.hostname)
             let onWorker = try await runningNodes(deployment, lab).filter { $0.value == worker.hostname && $0.key != pinned }.map(\.key)
+            #expect(!onWorker.isEmpty, "Swarm spread some floating bots onto the worker")
 
             try await lab.script(["kill-node", String(worker.index)])
             let killedAt = Date()

@@ -580,7 +580,10 @@ public final class SwarmRuntime: ContainerRuntime {
                         let source = EventSource(runtime.client.events(filters: ["type": ["service", "node"]], onConnect: onConnect))
                         while let event = try await source.next() {
                             if event.type == "node" {
+                                // A node that goes down changes no service (Swarm even counts its tasks as running): every
+                                // bot of ours is looked at again.
                                 runtime.markChanged()
+                                for event in try await runtime.allServices() { continuation.yield(event) }
                                 continue
                             }
                             let name = event.attributes["name"] ?? ""
@@ -611,6 +614,14 @@ public final class SwarmRuntime: ContainerRuntime {
     static func settledFingerprint(_ fingerprint: String) -> Bool {
         let parts = fingerprint.split(separator: "/", omittingEmptySubsequences: false)
         return parts.count == 4 && parts[0] == parts[1] && parts[3] != "updating" && parts[3] != "rollback_started"
+    }
+
+    /// An event for each of our services.
+    private func allServices() async throws -> [RuntimeEvent] {
+        try await client.listServices(filters: ["label": ["\(BotLabels.managed)=true"]]).filter { ownership($0.labels, id: $0.id) == .ours }
+            .compactMap { service in
+                ContainerDefaults.botId(inName: service.name).map { RuntimeEvent(action: "node", containerId: service.id, name: service.name, botId: $0) }
+            }
     }
 
     /// One list of our services: an event for each whose tasks or spec changed since the last look.
