@@ -166,6 +166,17 @@ import Testing
         #expect(Self.plan(newer, container, status: status).actions.map(\.kind) == [.reconfigure])
     }
 
+    /// While Swarm updates (or rolls back) a service by itself, the bot waits, and its update keeps its slot.
+    @Test func anUpdateUnderWayHoldsItsSlot() {
+        let bot = PlannerTests.bot("a")
+        var container = PlannerTests.container(bot, .running)
+        container.engineUpdating = true
+        let plan = Self.plan(bot, container)
+        #expect(plan.actions.map(\.kind) == [.wait] && plan.actions.first?.holdsUpdateSlot == true)
+        container.engineUpdating = false
+        #expect(Self.plan(bot, container).actions.isEmpty)
+    }
+
     @Test func aStoppedBotWhoseTaskIsStillStartingIsScaledToZero() {
         let bot = PlannerTests.bot("a", .stopped)
         var pending = PlannerTests.container(bot, .created)

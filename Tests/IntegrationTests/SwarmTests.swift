@@ -333,9 +333,11 @@ struct SwarmTests {
             try await eventually(timeout: 90, every: .milliseconds(500), "Swarm rolled the update back") {
                 try await lab.docker(["service", "inspect", "--format", "{{.UpdateStatus.State}}", name]) == "rollback_completed"
             }
-            let recorded = try await botmaker(deployment, lab, ["reconcile"] + options)
-            #expect(recorded.stdout.contains("UPDATE_ROLLED_BACK"), "\(recorded.stdout)")
-            #expect(try await deployment.status("rb", "last_error_code") == "UPDATE_ROLLED_BACK")
+            // The one-shot that sent the update followed it (it held its update slot) and saw the rollback; a later pass too.
+            try await eventually(timeout: 30, every: .milliseconds(500), "UPDATE_ROLLED_BACK recorded") {
+                _ = try await botmaker(deployment, lab, ["reconcile"] + options)
+                return try await deployment.status("rb", "last_error_code") == "UPDATE_ROLLED_BACK"
+            }
             #expect(try await deployment.status("rb", "rolled_back_from_generation") == "2")
             #expect(try await lab.docker(["service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Args}}", name]) == "null",
                     "the old spec runs")
@@ -345,6 +347,40 @@ struct SwarmTests {
             try await deployment.sqlite(#"UPDATE bots SET command = NULL, environment = '["GREETING=again"]' WHERE id = '\#(deployment.bot("rb"))'"#)
             let next = try await reconcile(deployment, lab, options)
             #expect(next.stdout.contains("reconfigure"), "a new target is tried: \(next.stdout)")
+        }
+    }
+
+    /// An env change of a running fleet is paced like a switch-over on one host: with --max-parallel-updates 1, Swarm
+    /// updates one service at a time (each holds its slot until Swarm completed it), and the one-shot follows them to the end.
+    @Test(.timeLimit(.minutes(3))) func updatesOfAFleetArePacedOneServiceAtATime() async throws {
+        try await withLab("swpace") { deployment, lab in
+            let names = ["p0", "p1", "p2"]
+            try await deployment.insertBots(names)
+            let options = ["--update-min-uptime", "3", "--max-parallel-updates", "1"]
+            try await reconcile(deployment, lab, options)
+            try await eventually(timeout: 60, "3 tasks running") { try await runningNodes(deployment, lab).count == 3 }
+            try await deployment.sqlite(#"UPDATE bots SET environment = '["GREETING=paced"]'"#)
+            let services = names.map { "botmaker-\(deployment.bot($0))" }
+            async let run = botmaker(deployment, lab, ["reconcile"] + options)
+            var most = 0
+            var seenUpdating = Set<String>()
+            let started = Date()
+            while Date().timeIntervalSince(started) < 60 {
+                let states = try await lab.docker(["service", "inspect", "--format", "{{.Spec.Name}} {{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}"] + services)
+                    .split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+                let updating = states.filter { $0.count > 1 && $0[1] == "updating" }.map { $0[0] }
+                seenUpdating.formUnion(updating)
+                most = max(most, updating.count)
+                if updating.isEmpty && seenUpdating.count == 3 { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let output = try await run
+            #expect(output.status == 0, "\(output.stdout)\(output.stderr)")
+            #expect(most == 1, "at most one service updating at once (saw \(most))")
+            #expect(seenUpdating.count == 3, "each service was updated: \(seenUpdating)")
+            for service in services { #expect(try await env(lab, service).contains("GREETING=paced")) }
+            let states = try await lab.docker(["service", "inspect", "--format", "{{.UpdateStatus.State}}"] + services)
+            #expect(states.split(separator: "\n").allSatisfy { $0 == "completed" }, "the one-shot returned after the updates completed: \(states)")
         }
     }
 }

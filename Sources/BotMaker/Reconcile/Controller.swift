@@ -310,7 +310,7 @@ public final class Controller: Sendable {
         var heldActions: [PlannedAction] = []
         var prior = plan.statusUpdates.last ?? prior
         // Whether this key has a switch-over under way once its actions are done (it then keeps its update slot).
-        var switching = plan.actions.contains { $0.previousContainerId != nil }
+        var switching = plan.actions.contains { $0.previousContainerId != nil || $0.holdsUpdateSlot }
         for var action in plan.actions {
             if action.kind == .remove, action.isOrphan, removalsHeld.withLockedValue({ $0 }),
                (try? await store.isTombstoned(action.botId)) != true {
@@ -407,8 +407,13 @@ public final class Controller: Sendable {
                     // A step that failed leaves the switch-over under way: it keeps its slot and comes back after the backoff.
                     switching = !result.result.succeeded && action.previousContainerId != nil
                         && result.result.error?.code != .updateRolledBack
-                } else if action.kind == .recreate || action.kind == .reconfigure {
+                } else if action.kind == .recreate {
                     switching = false
+                } else if action.kind == .reconfigure {
+                    // Swarm updates the running service by itself: the update keeps its slot until Swarm has completed
+                    // (or rolled back) it, as a switch-over does until its confirmation.
+                    switching = action.isUpdate && result.result.succeeded
+                    if switching { requeue(key, at: clock.now().addingTimeInterval(1), force: true) }
                 } else if action.kind == .update {
                     // Confirmed (or not) by the next look: a health event, the minimum uptime, or the deadline.
                     switching = true

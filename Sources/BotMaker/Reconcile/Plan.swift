@@ -113,6 +113,9 @@ public struct PlannedAction: Sendable, Equatable {
     public var restoring: ContainerConfig?
     /// Swarm: the node the bot's task runs on.
     public var node: String?
+    /// A wait for the engine's own update (or rollback) of the bot's service: the update keeps its slot
+    /// (`--max-parallel-updates`) until it completes.
+    public var holdsUpdateSlot = false
 
     public init(botId: String, containerName: String, kind: Kind, cause: String, containerId: String? = nil,
                 desired: DesiredBot? = nil, errorCode: ContainerError.Code? = nil, isOrphan: Bool = false, retryAt: Date? = nil) {

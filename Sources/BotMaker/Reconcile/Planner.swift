@@ -149,6 +149,8 @@ public enum Planner {
         case restore(ContainerConfig)
         /// The engine rolled the bot's update back by itself (Swarm): recorded as `UPDATE_ROLLED_BACK`, its target held.
         case engineRolledBack(String)
+        /// The engine is updating (or rolling back) the bot's service by itself: the update holds its slot meanwhile.
+        case waitForEngineUpdate(String)
     }
 
     static func decide(bot: DesiredBot, container: ContainerInfo?, input: PlannerInput) -> Decision {
@@ -193,7 +195,7 @@ public enum Planner {
             // The engine rolled back (or is rolling back) the update botmaker last wrote: that target failed.
             if input.capabilities.updatesInPlace, !held, let rollback = container.engineRollback, observedHash != desiredHash,
                let applied = status?.appliedSpec, ContainerSpec.hash(ofCanonical: applied) == desiredHash {
-                if rollback.inProgress { return .waitForDocker("Swarm is rolling the failed update back (\(rollback.message))") }
+                if rollback.inProgress { return .waitForEngineUpdate("Swarm is rolling the failed update back (\(rollback.message))") }
                 return .engineRolledBack("Swarm rolled the update to generation \(bot.generation) back: \(rollback.message) "
                                          + "(its new task failed within --update-min-uptime)")
             }
@@ -203,6 +205,9 @@ public enum Planner {
                 let cause = driftCause(bot: bot, container: container, observedHash: observedHash, status: status)
                 return switching ? updateDecision(bot: bot, cause: cause, input: input)
                     : .act(input.capabilities.updatesInPlace ? .reconfigure : .recreate, cause)
+            }
+            if container.engineUpdating || container.engineRollback?.inProgress == true {
+                return .waitForEngineUpdate("Swarm is updating the service (its new task must stay up --update-min-uptime)")
             }
             if let pending = container.pending {
                 return container.nodeDown ? .blocked(.nodeDown, pending) : .waitForDocker(pending)
@@ -300,6 +305,14 @@ public enum Planner {
                 status.lastErrorMessage = message
                 status.lastErrorAt = status.lastErrorAt ?? input.now
             }
+            commit(status, input: input, into: &plan)
+        case .waitForEngineUpdate(let cause):
+            var wait = PlannedAction(botId: bot.id, containerName: name, kind: .wait, cause: cause, containerId: container?.id, desired: bot)
+            wait.holdsUpdateSlot = true
+            plan.actions.append(wait)
+            observe(container, into: &status)
+            status.waitingFor = "the engine's update of the service"
+            status.waitUntil = nil
             commit(status, input: input, into: &plan)
         case .engineRolledBack(let message):
             plan.actions.append(PlannedAction(botId: bot.id, containerName: name, kind: .blocked, cause: message, containerId: container?.id,

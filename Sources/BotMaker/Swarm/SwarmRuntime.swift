@@ -247,6 +247,7 @@ public final class SwarmRuntime: ContainerRuntime {
         info.pending = pending
         info.nodeDown = nodeDown
         // Swarm forgets the failed spec (PreviousSpec is cleared by its rollback): the planner compares with what it wrote.
+        info.engineUpdating = service.updateStatus?.state == "updating"
         if let state = service.updateStatus?.state, state.hasPrefix("rollback_") {
             info.engineRollback = EngineRollback(inProgress: state == "rollback_started", message: service.updateStatus?.message ?? state)
         }

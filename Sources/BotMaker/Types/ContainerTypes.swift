@@ -94,6 +94,8 @@ public struct ContainerInfo: Sendable, Equatable, Codable {
     /// Swarm: the engine is rolling the service's last update back (`started`), or has (`completed`, `paused`), by itself;
     /// with its message. Nil otherwise.
     public var engineRollback: EngineRollback?
+    /// Swarm: the engine is rolling the service's last update out (its new task not yet monitored long enough).
+    public var engineUpdating = false
 
     /// `exitCode` defaults to the one in a human status such as `Exited (137) 5 minutes ago`.
     public init(id: String, name: String, botId: String, state: ContainerState, status: String, image: String = "",
