@@ -264,3 +264,56 @@ import TestSupport
         }
     }
 }
+
+/// `botmaker events`: the history, filtered, newest last, and followed.
+@Suite struct EventsCommandTests {
+    @Test func historyIsFilteredAndFollowed() async throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let db = dir.file("bots.db")
+        func botmaker(_ arguments: [String]) async throws -> ProcessOutput {
+            try await runProcess([botmakerBinary] + arguments + ["--db", db])
+        }
+        func insert(_ values: String) async throws {
+            let output = try await runProcess(["sqlite3", db, "INSERT INTO bot_events (at, bot_id, action, result, error_code, message) VALUES \(values)"])
+            #expect(output.status == 0, "\(output.stderr)")
+        }
+        #expect(try await botmaker(["migrate"]).status == 0)
+        try await insert("""
+            (strftime('%Y-%m-%d %H:%M:%f', 'now', '-2 days'), 'alpha', 'create', 'ok', NULL, 'no container'),
+            (strftime('%Y-%m-%d %H:%M:%f', 'now', '-5 minutes'), 'beta', 'start', 'error', 'START_FAILED', 'exec format error'),
+            (strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 minutes'), 'alpha', 'stop', 'ok', NULL, 'desired stopped')
+            """)
+        let all = try await botmaker(["events"])
+        #expect(all.status == 0, "\(all.stderr)")
+        let lines = all.stdout.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines.first?.contains("alpha  create  ok: no container") == true, "oldest first: \(all.stdout)")
+        #expect(lines[1].contains("beta  start  ERROR START_FAILED: exec format error"))
+        #expect(try await botmaker(["events", "alpha"]).stdout.split(separator: "\n").count == 2)
+        #expect(try await botmaker(["events", "--tail", "1"]).stdout.contains("desired stopped"))
+        #expect(try await botmaker(["events", "--since", "1h"]).stdout.split(separator: "\n").count == 2)
+        #expect(try await botmaker(["events", "--since", "yesterday"]).status != 0)
+        let json = try await botmaker(["events", "beta", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["error_code"] as? String == "START_FAILED" && object["bot_id"] as? String == "beta")
+
+        // --follow prints what is recorded after it started.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: botmakerBinary)
+        process.arguments = ["events", "--follow", "--json", "--tail", "0", "--db", db]
+        let out = dir.file("follow.out")
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        try await eventually(timeout: 20, "the follower printed the old events") {
+            ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").count == 3
+        }
+        try await insert("(strftime('%Y-%m-%d %H:%M:%f', 'now'), 'gamma', 'create', 'ok', NULL, 'followed')")
+        try await eventually(timeout: 20, "the new event followed") {
+            ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").contains("followed")
+        }
+        #expect(process.isRunning)
+    }
+}

@@ -209,3 +209,20 @@ extension Store {
         try read { db in try String.fetchOne(db, sql: "SELECT unowned_containers FROM fleet_status WHERE id = 1") }
     }
 }
+
+extension Store {
+    /// `bot_events` rows, oldest first: of one bot (or all), after an event id, at or after a time; with `last`, only the
+    /// newest that many of those.
+    public func events(botId: String? = nil, afterId: Int64? = nil, since: Date? = nil, last: Int? = nil) throws -> [BotEvent] {
+        try read { db in
+            var conditions: [String] = []
+            var arguments: StatementArguments = []
+            if let botId { conditions.append("bot_id = ?"); _ = arguments.append(contentsOf: [botId]) }
+            if let afterId { conditions.append("id > ?"); _ = arguments.append(contentsOf: [afterId]) }
+            if let since { conditions.append("at >= ?"); _ = arguments.append(contentsOf: [since]) }
+            let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            let newest = "SELECT * FROM bot_events \(filter) ORDER BY id DESC" + (last.map { " LIMIT \($0)" } ?? "")
+            return try BotEvent.fetchAll(db, sql: "SELECT * FROM (\(newest)) ORDER BY id", arguments: arguments)
+        }
+    }
+}
