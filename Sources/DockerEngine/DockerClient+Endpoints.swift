@@ -149,12 +149,14 @@ extension DockerClient {
 
     /// `GET /events` as an async sequence of decoded events. It has no idle timeout and ends when
     /// the consuming task is cancelled or the daemon closes the stream. `onConnect` runs once the
-    /// daemon has accepted the subscription (the request is made on the first `next()`).
-    public func events(filters: [String: [String]] = [:], since: Date? = nil,
+    /// daemon has accepted the subscription (the request is made on the first `next()`). With `until`, the daemon
+    /// sends the past events up to then and ends the stream.
+    public func events(filters: [String: [String]] = [:], since: Date? = nil, until: Date? = nil,
                        onConnect: (@Sendable () -> Void)? = nil) -> DockerEventStream {
         var query: [(String, String)] = []
         if !filters.isEmpty { query.append(("filters", Self.filtersJSON(filters))) }
         if let since { query.append(("since", String(format: "%.9f", since.timeIntervalSince1970))) }
+        if let until { query.append(("until", String(format: "%.9f", until.timeIntervalSince1970))) }
         return DockerEventStream(client: self, query: query, onConnect: onConnect)
     }
 

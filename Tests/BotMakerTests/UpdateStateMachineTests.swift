@@ -99,8 +99,10 @@ import Testing
         exited.exitCode = 3
         let died = Self.plan([Self.previous(), exited]).actions[0]
         #expect(died.kind == .rollback && died.isFailure && died.cause.contains("exit code 3"))
-        let restarted = Self.plan([Self.previous(), Self.current()], probe: Self.probe(startedAgo: 1, restarts: 1)).actions[0]
-        #expect(restarted.kind == .rollback && restarted.isFailure)
+        var probe = Self.probe(startedAgo: 1, restarts: 1)
+        probe.lastExitCode = 3
+        let restarted = Self.plan([Self.previous(), Self.current()], probe: probe).actions[0]
+        #expect(restarted.kind == .rollback && restarted.isFailure && restarted.cause.hasSuffix("(1×); last exit code 3"), "\(restarted.cause)")
     }
 
     @Test func aNewContainerStillStartingAtTheDeadlineIsRolledBack() {

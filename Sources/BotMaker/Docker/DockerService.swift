@@ -389,7 +389,26 @@ public struct DockerService: ContainerRuntime {
     /// The bot's container state, or nil when it has none.
     public func getContainerStatus(botId: String) async throws(ContainerError) -> ContainerStatus? {
         guard let container = try await managedContainer(botId: botId, fallback: .observeFailed) else { return nil }
-        return Self.status(of: container)
+        var status = Self.status(of: container)
+        if status.state == .running, status.restartCount > 0 {
+            status.lastExitCode = await lastExitCode(containerId: container.id, since: status.finishedAt)
+        }
+        return status
+    }
+
+    /// The exit code of the run before this one, from the engine's `die` events: Docker resets `State.ExitCode` when it
+    /// restarts a container. Nil when the engine no longer has the event.
+    func lastExitCode(containerId: String, since finishedAt: Date?) async -> Int? {
+        let since = (finishedAt ?? Date(timeIntervalSinceNow: -600)).addingTimeInterval(-1)
+        var code: Int?
+        do {
+            for try await event in client.events(filters: ["container": [containerId], "event": ["die"]], since: since, until: Date()) {
+                code = event.attributes["exitCode"].flatMap { Int($0) } ?? code
+            }
+        } catch {
+            logger.debug("cannot read the container's last exit code", metadata: ["container.id": "\(containerId)", "error": "\(error)"])
+        }
+        return code
     }
 
     /// Every container labelled `botmaker.managed=true` (of this instance), in all states.

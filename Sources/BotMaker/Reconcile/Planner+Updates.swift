@@ -65,7 +65,7 @@ extension Planner {
         let probe = input.probes[bot.id]
         if let probe, probe.restartCount > 0 {
             return .rollback("the new container exited and Docker restarted it (\(probe.restartCount)×)"
-                             + (probe.exitCode.map { "; last exit code \($0)" } ?? ""), failure: true)
+                             + ((probe.lastExitCode ?? probe.exitCode).map { "; last exit code \($0)" } ?? ""), failure: true)
         }
         let health = probe?.health ?? current.health
         let started = probe?.startedAt ?? status?.updateStartedAt ?? input.now

@@ -41,6 +41,8 @@ public struct ContainerStatus: Sendable, Equatable, Codable {
     public var health: ContainerHealth?
     /// The output of the last health check, trimmed (what an `UNHEALTHY` error shows).
     public var healthLog: String?
+    /// For a running container the engine restarted: the exit code of the run before (`exitCode` is nil while running).
+    public var lastExitCode: Int?
 
     public init(id: String, state: ContainerState, running: Bool, exitCode: Int?, startedAt: Date?, finishedAt: Date?, restartCount: Int = 0,
                 error: String? = nil, health: ContainerHealth? = nil, healthLog: String? = nil) {
