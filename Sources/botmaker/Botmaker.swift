@@ -13,7 +13,7 @@ struct Botmaker: AsyncParsableCommand {
             before or after the subcommand.
             """,
         version: "0.1.0",
-        subcommands: [Migrate.self, BotCommand.self, Secrets.self, Reconcile.self, Run.self, Status.self, Events.self, ApproveRemovals.self,
+        subcommands: [Migrate.self, BotCommand.self, Secrets.self, Reconcile.self, Run.self, Status.self, Events.self, Logs.self, Exec.self, ApproveRemovals.self,
                       Backup.self, Restore.self, Images.self, Rollout.self]
     )
 

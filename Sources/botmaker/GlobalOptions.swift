@@ -209,3 +209,34 @@ struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+extension GlobalOptions {
+    /// Runs `body` with the one-host engine (Docker or Podman) for `command`, shutting its client down afterwards.
+    /// Swarm runs a bot's container on some node, out of a manager's reach: refused with what to use instead.
+    func withOneHostEngine<T>(_ store: Store, command: String, _ body: (DockerService) async throws -> T) async throws -> T {
+        guard engineChoice == .docker else {
+            throw CLIError("`botmaker \(command)` needs --engine docker; on Swarm the container runs on a node: "
+                           + "use `docker service logs botmaker-<id>` against the manager, or the node's engine")
+        }
+        guard let docker = try runtime(for: store, logger: Logger(label: "botmaker")) as? DockerService else {
+            throw CLIError("`botmaker \(command)` needs the Docker engine")
+        }
+        do {
+            let result = try await body(docker)
+            await docker.shutdown()
+            return result
+        } catch {
+            await docker.shutdown()
+            throw error
+        }
+    }
+
+    /// The bot's container, or exit 1 with why there is none (unknown bot, or a bot without a container).
+    func requireContainer(_ docker: DockerService, store: Store, botId: String) async throws -> DockerService.ConsoleContainer {
+        let container: DockerService.ConsoleContainer?
+        do { container = try await docker.consoleContainer(botId: botId) } catch { throw CLIError("\(error.code.rawValue): \(error.message)") }
+        if let container { return container }
+        guard let row = try store.bot(id: botId) else { throw CLIError("no bot \(botId)") }
+        throw CLIError("bot \(botId) has no container (desired state: \(row.desiredState ?? "invalid"); `botmaker status` says why)")
+    }
+}

@@ -1,0 +1,145 @@
+import DockerEngine
+import Foundation
+
+/// What an operator asks of one bot's container (`botmaker logs`, `exec`, `status --stats`): only ever of a container
+/// that is ours, found by the bot's name.
+extension DockerService {
+    /// The bot's container as the console needs it, or nil when it has none.
+    public struct ConsoleContainer: Sendable, Equatable {
+        public var id: String
+        public var state: ContainerState
+        public var exitCode: Int?
+        public var restartCount: Int
+        public var memoryLimit: Int64?
+    }
+
+    public func consoleContainer(botId: String) async throws(ContainerError) -> ConsoleContainer? {
+        guard let container = try await managedContainer(botId: botId, fallback: .observeFailed) else { return nil }
+        let status = Self.status(of: container)
+        return ConsoleContainer(id: container.id, state: status.state, exitCode: status.exitCode, restartCount: status.restartCount,
+                                memoryLimit: container.hostConfig.memory.flatMap { $0 > 0 ? $0 : nil })
+    }
+
+    /// The container's stdout and stderr, frame by frame, until the engine ends the stream.
+    public func logs(containerId: String, _ options: DockerClient.LogOptions,
+                     onFrame: (StreamFrame) async throws -> Void) async throws(ContainerError) {
+        do { try await client.containerLogs(containerId, options, onFrame: onFrame) } catch {
+            throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
+        }
+    }
+
+    /// The bot's logs from `options` on; with `options.follow`, until cancelled, carried on across a restart (from the
+    /// last entry shown) and a recreate (the new container's logs from its start, after a `marker`). `onFrame` gets each
+    /// frame with the engine's timestamp removed unless `options.timestamps` asked for it. Throws `NOT_FOUND` when the bot
+    /// has no container to begin with.
+    public func followLogs(botId: String, _ options: DockerClient.LogOptions, onFrame: (StreamFrame) async throws -> Void,
+                           marker: (String) async throws -> Void) async throws(ContainerError) {
+        guard var current = try await consoleContainer(botId: botId) else {
+            throw ContainerError(.notFound, "bot \(botId) has no container", botId: botId)
+        }
+        var request = options
+        request.timestamps = true
+        var last: LogTimestamp?
+        var waitingSaid = false
+        while true {
+            let shownBefore = last
+            try await logs(containerId: current.id, request) { frame in
+                let (stamp, payload) = LogTimestamp.split(frame.bytes)
+                if let stamp, let shownBefore, stamp <= shownBefore { return }
+                if let stamp { last = stamp }
+                try await onFrame(options.timestamps || stamp == nil ? frame : StreamFrame(frame.stream, payload))
+            }
+            guard options.follow else { return }
+            // The engine ended the stream: the container stopped or is gone. Wait for it, or its successor, to run.
+            while true {
+                if Task.isCancelled { return }
+                let next = try await consoleContainer(botId: botId)
+                if let next, next.id != current.id {
+                    try await wrapping { try await marker("-- botmaker: \(botId) was recreated (container \(current.id.prefix(12)) → \(next.id.prefix(12))); its logs follow --") }
+                    current = next
+                    request.since = nil
+                    request.tail = nil
+                    last = nil
+                    break
+                }
+                if let next, next.state == .running {
+                    try await wrapping { try await marker("-- botmaker: \(botId) was restarted; its logs follow --") }
+                    request.since = last.map { $0.date.addingTimeInterval(-0.001) }
+                    request.tail = nil
+                    break
+                }
+                if next == nil, !waitingSaid {
+                    waitingSaid = true
+                    try await wrapping { try await marker("-- botmaker: \(botId) has no container now; waiting for one --") }
+                }
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
+
+    private func wrapping(_ body: () async throws -> Void) async throws(ContainerError) {
+        do { try await body() } catch { throw wrapDockerError(error, botId: nil, fallback: .observeFailed) }
+    }
+
+    /// Runs `command` in the bot's running container, streaming its output; returns its exit code. Refuses a bot
+    /// whose container is not running, with its state.
+    public func exec<Input: AsyncSequence & Sendable>(
+        botId: String, command: [String], stdin: Input?, onFrame: @escaping @Sendable (StreamFrame) async throws -> Void
+    ) async throws(ContainerError) -> Int where Input.Element == [UInt8] {
+        guard let container = try await consoleContainer(botId: botId) else {
+            throw ContainerError(.notFound, "bot \(botId) has no container", botId: botId)
+        }
+        guard container.state == .running else {
+            throw ContainerError(.notFound, "bot \(botId) is not running (its container is \(container.state.rawValue)"
+                                 + (container.exitCode.map { ", exit code \($0)" } ?? "") + ")", botId: botId)
+        }
+        do {
+            let exec = try await client.createExec(container.id, command: command, stdin: stdin != nil)
+            try await client.startExec(exec, stdin: stdin, onFrame: onFrame)
+            // The stream ends when the process does; the engine records the exit code a moment later.
+            for _ in 0..<100 {
+                let state = try await client.inspectExec(exec)
+                if !state.running, let code = state.exitCode { return code }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            throw ContainerError(.observeFailed, "the command's output ended but the engine still reports it running", botId: botId)
+        } catch let error as ContainerError {
+            throw error
+        } catch {
+            throw wrapDockerError(error, botId: botId, fallback: .startFailed)
+        }
+    }
+
+    /// One sample of the container's resource use, answered at once (no CPU delta: see `BotStats`).
+    public func sample(containerId: String) async throws(ContainerError) -> ContainerStats {
+        do { return try await client.containerStats(containerId, oneShot: true) } catch {
+            throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
+        }
+    }
+}
+
+/// The time the engine puts before each log entry when asked (`2026-11-29T22:40:01.123456789Z `): fixed width, so
+/// two of them compare as text.
+public struct LogTimestamp: Sendable, Comparable {
+    public let text: String
+    public let date: Date
+
+    public static func < (a: LogTimestamp, b: LogTimestamp) -> Bool { a.text < b.text }
+    public static func == (a: LogTimestamp, b: LogTimestamp) -> Bool { a.text == b.text }
+
+    /// The entry's timestamp and the entry without it; no timestamp when the entry does not start with one.
+    public static func split(_ bytes: [UInt8]) -> (LogTimestamp?, [UInt8]) {
+        guard let space = bytes.prefix(40).firstIndex(of: UInt8(ascii: " ")), space >= 20 else { return (nil, bytes) }
+        let text = String(decoding: bytes[..<space], as: UTF8.self)
+        guard let date = parse(text) else { return (nil, bytes) }
+        return (LogTimestamp(text: text, date: date), Array(bytes[(space + 1)...]))
+    }
+
+    static func parse(_ text: String) -> Date? {
+        // ISO8601DateFormatter reads at most milliseconds; the rest of the fraction only matters for ordering (text).
+        guard text.hasSuffix("Z"), let dot = text.firstIndex(of: ".") else { return ISO8601DateFormatter().date(from: text) }
+        let fraction = text[text.index(after: dot)..<text.index(before: text.endIndex)]
+        guard let whole = ISO8601DateFormatter().date(from: text[..<dot] + "Z"), let value = Double("0." + fraction) else { return nil }
+        return whole.addingTimeInterval(value)
+    }
+}
