@@ -1,20 +1,29 @@
 import Foundation
 
-/// A `botmaker run` child process with its log in a file.
+/// A `botmaker run` (or other long-running botmaker command) child process with its log in a file.
 public final class ServiceProcess: @unchecked Sendable {
     public let process = Process()
     public let logPath: String
+    /// Where stderr goes when it is kept apart from the log (stdout).
+    public let errorPath: String?
     private let exit: ProcessExit
 
-    public init(arguments: [String], logPath: String, environment: [String: String] = [:]) throws {
+    public init(command: [String] = ["run"], arguments: [String], logPath: String, errorPath: String? = nil,
+                environment: [String: String] = [:]) throws {
         self.logPath = logPath
+        self.errorPath = errorPath
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.executableURL = URL(fileURLWithPath: botmakerBinary)
-        process.arguments = ["run"] + arguments
+        process.arguments = command + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         process.standardOutput = log
-        process.standardError = log
+        if let errorPath {
+            _ = FileManager.default.createFile(atPath: errorPath, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
+        } else {
+            process.standardError = log
+        }
         process.standardInput = FileHandle.nullDevice
         exit = ProcessExit(process)
         try process.run()

@@ -64,7 +64,7 @@ extension DockerService {
                 }
                 if let next, next.state == .running {
                     try await wrapping { try await marker("-- botmaker: \(botId) was restarted; its logs follow --") }
-                    request.since = last.map { $0.date.addingTimeInterval(-0.001) }
+                    request.since = last?.date.map { $0.addingTimeInterval(-0.001) }
                     request.tail = nil
                     break
                 }
@@ -122,22 +122,21 @@ extension DockerService {
 /// two of them compare as text.
 public struct LogTimestamp: Sendable, Comparable {
     public let text: String
-    public let date: Date
 
     public static func < (a: LogTimestamp, b: LogTimestamp) -> Bool { a.text < b.text }
-    public static func == (a: LogTimestamp, b: LogTimestamp) -> Bool { a.text == b.text }
 
     /// The entry's timestamp and the entry without it; no timestamp when the entry does not start with one.
     public static func split(_ bytes: [UInt8]) -> (LogTimestamp?, [UInt8]) {
-        guard let space = bytes.prefix(40).firstIndex(of: UInt8(ascii: " ")), space >= 20 else { return (nil, bytes) }
-        let text = String(decoding: bytes[..<space], as: UTF8.self)
-        guard let date = parse(text) else { return (nil, bytes) }
-        return (LogTimestamp(text: text, date: date), Array(bytes[(space + 1)...]))
+        guard let space = bytes.prefix(40).firstIndex(of: UInt8(ascii: " ")), space >= 20,
+              bytes[4] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"), bytes[space - 1] == UInt8(ascii: "Z")
+        else { return (nil, bytes) }
+        return (LogTimestamp(text: String(decoding: bytes[..<space], as: UTF8.self)), Array(bytes[(space + 1)...]))
     }
 
-    static func parse(_ text: String) -> Date? {
+    /// The time (to the microsecond or so); parsed only when asked, since a burst has many entries.
+    public var date: Date? {
         // ISO8601DateFormatter reads at most milliseconds; the rest of the fraction only matters for ordering (text).
-        guard text.hasSuffix("Z"), let dot = text.firstIndex(of: ".") else { return ISO8601DateFormatter().date(from: text) }
+        guard let dot = text.firstIndex(of: ".") else { return ISO8601DateFormatter().date(from: text) }
         let fraction = text[text.index(after: dot)..<text.index(before: text.endIndex)]
         guard let whole = ISO8601DateFormatter().date(from: text[..<dot] + "Z"), let value = Double("0." + fraction) else { return nil }
         return whole.addingTimeInterval(value)

@@ -1,0 +1,128 @@
+import BotMaker
+import DockerEngine
+import Foundation
+import Testing
+import TestSupport
+
+/// Issue 15: `botmaker logs` and `botmaker exec` against the real engine, through the CLI as an operator runs them.
+@Suite(.enabled(if: TestDocker.shouldRun, "no Docker engine (set BOTMAKER_REQUIRE_DOCKER=1 to make this a failure)"))
+struct ConsoleTests {
+    /// Prints `start $GEN`, then a line to each stream, a second later two more, then idles.
+    static let chatty = #"["sh","-c","echo start $GEN; echo out-1; echo err-1 >&2; sleep 1; echo out-2; echo err-2 >&2; exec sleep 600"]"#
+
+    func exec(_ deployment: Deployment, _ arguments: [String], stdin: String? = nil) async throws -> ProcessOutput {
+        try await runProcess([botmakerBinary, "exec"] + deployment.commonArguments + arguments, stdin: stdin)
+    }
+
+    func insert(_ deployment: Deployment, _ name: String, command: String, state: String = "running") async throws {
+        try await deployment.sqlite("""
+            INSERT INTO bots (id, image, environment, command, desired_state)
+            VALUES ('\(deployment.bot(name))', '\(TestDocker.image)', '["GEN=1"]', '\(command)', '\(state)')
+            """)
+    }
+
+    @Test(.timeLimit(.minutes(2))) func logsSplitTheStreamsAndHonourTailSinceAndTimestamps() async throws {
+        try await Deployment.withMigrated("logs") { deployment, _ in
+            let id = deployment.bot("c")
+            try await insert(deployment, "c", command: Self.chatty)
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+            try await insert(deployment, "never", command: Self.chatty, state: "stopped")
+            try await eventually(timeout: 30, "the bot printed its second lines") {
+                try await deployment.botmaker(["logs", id]).stderr.contains("err-2")
+            }
+            let all = try await deployment.botmaker(["logs", id])
+            #expect(all.status == 0)
+            #expect(all.stdout == "start 1\nout-1\nout-2\n")
+            #expect(all.stderr == "err-1\nerr-2\n")
+
+            let last = try await deployment.botmaker(["logs", id, "--tail", "2"])
+            #expect(last.stdout == "out-2\n" && last.stderr == "err-2\n", "the last two entries, one per stream: \(last)")
+
+            let stamped = try await deployment.botmaker(["logs", id, "--timestamps"])
+            let lines = stamped.stdout.split(separator: "\n")
+            #expect(lines.count == 3 && lines.allSatisfy { $0.range(of: #"^20\d\d-\d\d-\d\dT[0-9:.]+Z "#, options: .regularExpression) != nil },
+                    "\(stamped.stdout)")
+            // --since the time of out-2 (to the millisecond, rounded down): out-2 and err-2 only, not what came a second before.
+            let out2 = try #require(lines.last.map(String.init))
+            let since = String(out2.prefix(23)) + "Z"
+            let recent = try await deployment.botmaker(["logs", id, "--since", since])
+            #expect(recent.stdout == "out-2\n" && recent.stderr == "err-2\n", "since \(since): \(recent)")
+            #expect(try await deployment.botmaker(["logs", id, "--since", "1h"]).stdout == all.stdout)
+
+            let unknown = try await deployment.botmaker(["logs", deployment.bot("nobody")])
+            #expect(unknown.status == 1 && unknown.stderr.contains("no bot \(deployment.bot("nobody"))"), "\(unknown)")
+            let noContainer = try await deployment.botmaker(["logs", deployment.bot("never")])
+            #expect(noContainer.status == 1 && noContainer.stderr.contains("has no container"), "\(noContainer)")
+        }
+    }
+
+    /// 1 MB to stdout and 0.6 MB to stderr written at the same time: every byte arrives, in order within its stream.
+    @Test(.timeLimit(.minutes(2))) func aLargeBurstIsDemultiplexedWithoutLossOrReordering() async throws {
+        try await Deployment.withMigrated("burst") { deployment, _ in
+            let id = deployment.bot("b")
+            let burst = #"["sh","-c","seq 1 150000 & seq 1 100000 | sed s/^/e/ >&2; wait; echo done; exec sleep 600"]"#
+            try await insert(deployment, "b", command: burst)
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+            try await eventually(timeout: 60, "the burst is written") {
+                try await deployment.botmaker(["logs", id, "--tail", "1"]).stdout == "done\n"
+            }
+            let logs = try await deployment.botmaker(["logs", id])
+            let expectedOut = (1...150_000).map { "\($0)\n" }.joined() + "done\n"
+            let expectedErr = (1...100_000).map { "e\($0)\n" }.joined()
+            #expect(logs.stdout.utf8.count == expectedOut.utf8.count)
+            #expect(logs.stdout == expectedOut)
+            #expect(logs.stderr == expectedErr)
+        }
+    }
+
+    /// `logs -f` goes on across an update (a new container): a marker line, then the new container's output.
+    @Test(.timeLimit(.minutes(2))) func followCarriesOnAcrossARecreate() async throws {
+        try await Deployment.withMigrated("follow") { deployment, _ in
+            let id = deployment.bot("f")
+            try await insert(deployment, "f", command: Self.chatty)
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+            let follower = try ServiceProcess(command: ["logs", id, "-f"], arguments: deployment.commonArguments,
+                                              logPath: deployment.dir.file("follow.out"), errorPath: deployment.dir.file("follow.err"))
+            try await eventually(timeout: 30, "the follower shows the first container's output") { follower.log.contains("out-2") }
+            try await deployment.sqlite("UPDATE bots SET environment = '[\"GEN=2\"]' WHERE id = '\(id)'")
+            let updated = try await deployment.botmaker(["reconcile", "--update-min-uptime", "1"])
+            #expect(updated.status == 0, "\(updated.stdout)\(updated.stderr)")
+            try await eventually(timeout: 30, "the follower shows the new container's output") { follower.log.contains("start 2\nout-1\nout-2\n") }
+            let output = follower.log
+            let marker = try #require(output.range(of: "-- botmaker: \(id) was recreated"))
+            #expect(output[..<marker.lowerBound] == "start 1\nout-1\nout-2\n", "\(output)")
+            #expect(output[marker.upperBound...].contains("start 2\nout-1\nout-2\n"))
+            #expect(follower.isRunning, "-f keeps following")
+            _ = try await follower.stop()
+        }
+    }
+
+    @Test(.timeLimit(.minutes(2))) func execPassesExitCodesStdinAndIsRecordedWithoutArguments() async throws {
+        try await Deployment.withMigrated("exec") { deployment, _ in
+            let id = deployment.bot("e")
+            try await insert(deployment, "e", command: #"["sleep","600"]"#)
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+
+            let ok = try await exec(deployment, [id, "--", "sh", "-c", "echo hi; echo oops >&2"])
+            #expect(ok.status == 0 && ok.stdout == "hi\n" && ok.stderr == "oops\n", "\(ok)")
+            let three = try await exec(deployment, [id, "--", "sh", "-c", "echo approve-123456; exit 3"])
+            #expect(three.status == 3 && three.stdout == "approve-123456\n", "\(three)")
+            let input = (1...2000).map { "line \($0)\n" }.joined()
+            let echoed = try await exec(deployment, ["-i", id, "--", "cat"], stdin: input)
+            #expect(echoed.status == 0 && echoed.stdout == input, "stdin with -i reaches the command and its end ends it")
+            let withoutI = try await exec(deployment, [id, "--", "cat"], stdin: "ignored\n")
+            #expect(withoutI.status == 0 && withoutI.stdout.isEmpty, "without -i the command's stdin is empty")
+
+            let history = try await deployment.sqlite("SELECT result || ' ' || message FROM bot_events WHERE bot_id = '\(id)' AND action = 'exec' ORDER BY id")
+            #expect(history == "ok sh: exit code 0\nok sh: exit code 3\nok cat: exit code 0\nok cat: exit code 0", "\(history)")
+            #expect(!(try await deployment.sqlite("SELECT group_concat(message) FROM bot_events")).contains("123456"),
+                    "arguments (which may hold codes) are never recorded")
+
+            try await deployment.sqlite("UPDATE bots SET desired_state = 'stopped' WHERE id = '\(id)'")
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+            let refused = try await exec(deployment, [id, "--", "true"])
+            #expect(refused.status == 1 && refused.stderr.contains("is not running (its container is exited"), "\(refused)")
+            #expect(try await exec(deployment, [deployment.bot("nobody"), "--", "true"]).stderr.contains("no bot"))
+        }
+    }
+}
