@@ -58,7 +58,7 @@ public final class DockerClient: Sendable {
         self.observer = observer
         // No read timeout: the events stream idles for minutes. Every other call has its own deadline.
         var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: nil))
-        configuration.connectionPool = .init(idleTimeout: .seconds(30))
+        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 32)
         self.http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 

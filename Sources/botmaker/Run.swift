@@ -38,8 +38,15 @@ extension Botmaker {
         @Option(help: ArgumentHelp("Seconds between checks of pull_policy always bots' images against their registries (0: never).", valueName: "seconds"))
         var imageCheckInterval: Double = 900
 
+        @Option(help: ArgumentHelp("Seconds between samples of each running bot's CPU, memory and restarts for /metrics (0: off; needs --metrics-addr).",
+                                   valueName: "seconds"))
+        var statsInterval: Double = 0
+
         func validate() throws {
             try Seconds.check("--resync-interval", resyncInterval, in: 1...86_400)
+            try Seconds.check("--stats-interval", statsInterval, in: 0...86_400)
+            if statsInterval > 0, metricsAddr == nil { throw ValidationError("--stats-interval needs --metrics-addr (the stats are /metrics gauges)") }
+            if statsInterval > 0, global.engineChoice == .swarm { throw ValidationError("--stats-interval needs --engine docker") }
             try Seconds.check("--poll-interval", pollInterval, in: 0.01...60)
             try Seconds.check("--shutdown-grace", shutdownGrace, in: 0...3600)
             try Seconds.check("--image-check-interval", imageCheckInterval, in: 0...604_800)
@@ -79,6 +86,10 @@ extension Botmaker {
                     do { try await runtime.ping() } catch { return (false, "docker: \(error)") }
                     return (true, "ready")
                 }, logger: logger))
+            }
+            if statsInterval > 0, let docker = runtime as? DockerService {
+                services.append(StatsCollector(docker: docker, store: store, metrics: controller.metrics, interval: Seconds.duration(statsInterval),
+                                               logger: logger))
             }
             services.append(service)  // last in, first to shut down
             var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

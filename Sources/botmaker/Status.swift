@@ -9,11 +9,21 @@ extension Botmaker {
 
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Print JSON.") var json = false
+        @Flag(help: "Add CPU %, memory used / limit and restart count of each running bot (asks the engine; about 2 s).")
+        var stats = false
 
         func run() async throws {
             let store = try global.openStore(readOnly: true)
             let now = Date()
-            let bots = try store.listBots().map { BotStatusView($0, now: now) }
+            var bots = try store.listBots().map { BotStatusView($0, now: now) }
+            if stats {
+                let samples = try await global.withOneHostEngine(store, command: "status --stats") { docker in
+                    await docker.samples(botIds: bots.map(\.id), engineDelta: true)
+                }
+                let byBot = Dictionary(samples.map { ($0.botId, BotStats(botId: $0.botId, sample: $0.stats, restartCount: $0.restartCount)) },
+                                       uniquingKeysWith: { a, _ in a })
+                for index in bots.indices { bots[index].stats = byBot[bots[index].id] }
+            }
             if json {
                 print(Output.json(bots))
                 return
@@ -27,13 +37,15 @@ extension Botmaker {
             if bots.isEmpty { print("no bots"); return }
             // A NODE column where bots run on a cluster (Swarm).
             let nodes = bots.contains { $0.node != nil }
-            var rows = [["ID", "DESIRED", "ACTUAL", "HEALTH"] + (nodes ? ["NODE"] : []) + ["ACTIVITY", "PORTS", "CONTAINER", "LAST ACTION", "ERROR", "NEXT ATTEMPT"]]
+            var rows = [["ID", "DESIRED", "ACTUAL", "HEALTH"] + (nodes ? ["NODE"] : []) + (stats ? ["CPU", "MEMORY", "RESTARTS"] : [])
+                        + ["ACTIVITY", "PORTS", "CONTAINER", "LAST ACTION", "ERROR", "NEXT ATTEMPT"]]
             for bot in bots {
                 let container = bot.containerId.map { String($0.prefix(12)) } ?? "-"
                 let lastAction = bot.lastAction.map { "\($0) \(bot.lastActionAt.map(Self.format) ?? "")" } ?? "-"
                 let error = bot.lastErrorCode.map { "\($0): \(bot.lastErrorMessage ?? "")" } ?? "-"
                 let next = bot.nextAttemptAt.map(Self.format) ?? "-"
                 let row: [String] = [bot.id, bot.desiredState ?? "?", bot.actualState ?? "-", bot.health ?? "-"] + (nodes ? [bot.node ?? "-"] : [])
+                    + (stats ? Self.statsColumns(bot.stats) : [])
                     + [bot.activity ?? "-", bot.publishedPorts ?? "-", container, lastAction, error, next]
                 rows.append(row)
             }
@@ -51,6 +63,24 @@ extension Botmaker {
             var parts = ["\(switching) in progress", "\(waiting) waiting their turn", "\(rolledBack) rolled back"]
             if paused > 0 { parts.append("\(paused) paused (ROLLOUT_PAUSED: `botmaker rollout resume` goes on)") }
             return "updates: " + parts.joined(separator: ", ") + (rolledBack > 0 ? "; `botmaker bot retry <id>` tries a rolled-back update again" : "")
+        }
+
+        static func statsColumns(_ stats: BotStats?) -> [String] {
+            guard let stats else { return ["-", "-", "-"] }
+            let cpu = stats.cpuPercent.map { String(format: "%.1f%%", $0) } ?? "-"
+            let memory = (stats.memoryUsed.map(Self.bytes) ?? "-") + " / " + (stats.memoryLimit.map(Self.bytes) ?? "-")
+            return [cpu, memory, String(stats.restartCount)]
+        }
+
+        static func bytes(_ value: UInt64) -> String {
+            let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+            var amount = Double(value)
+            var unit = 0
+            while amount >= 1024, unit < units.count - 1 {
+                amount /= 1024
+                unit += 1
+            }
+            return unit == 0 ? "\(value)B" : String(format: amount < 10 ? "%.1f%@" : "%.0f%@", amount, units[unit])
         }
 
         static func format(_ date: Date) -> String {
@@ -95,6 +125,23 @@ struct BotStatusView: Encodable {
     var rolledBackFromGeneration: Int64?
     /// Swarm: the node the bot's task runs on.
     var node: String?
+    /// With `--stats`, for a running bot.
+    var cpuPercent: Double?
+    var memoryUsed: UInt64?
+    var memoryLimit: UInt64?
+    var restartCount: Int?
+
+    var stats: BotStats? {
+        get {
+            restartCount.map { BotStats(botId: id, cpuPercent: cpuPercent, memoryUsed: memoryUsed, memoryLimit: memoryLimit, restartCount: $0) }
+        }
+        set {
+            cpuPercent = newValue?.cpuPercent
+            memoryUsed = newValue?.memoryUsed
+            memoryLimit = newValue?.memoryLimit
+            restartCount = newValue?.restartCount
+        }
+    }
 
     init(_ listing: BotListing, now: Date = Date()) {
         id = listing.row.id
@@ -143,5 +190,6 @@ struct BotStatusView: Encodable {
         case activity, inFlightAction = "in_flight_action", inFlightSince = "in_flight_since", waitingFor = "waiting_for"
         case waitUntil = "wait_until", health, publishedPorts = "published_ports", imageId = "image_id", imageDigest = "image_digest"
         case updatePhase = "update_phase", updateStrategy = "update_strategy", rolledBackFromGeneration = "rolled_back_from_generation", node
+        case cpuPercent = "cpu_percent", memoryUsed = "memory_used_bytes", memoryLimit = "memory_limit_bytes", restartCount = "restart_count"
     }
 }

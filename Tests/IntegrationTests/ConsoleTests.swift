@@ -125,4 +125,60 @@ struct ConsoleTests {
             #expect(try await exec(deployment, [deployment.bot("nobody"), "--", "true"]).stderr.contains("no bot"))
         }
     }
+
+    /// `status --stats`: a bot that fills 40 MiB of tmpfs and spins shows that memory (under its 256 MiB limit) and CPU
+    /// use; an idle one little CPU; a stopped one none. `/metrics` gauges appear with `--stats-interval` and go with the bot.
+    @Test(.timeLimit(.minutes(3))) func statsArePlausibleAndTheGaugesFollowTheBot() async throws {
+        try await Deployment.withMigrated("stats") { deployment, _ in
+            let hog = deployment.bot("hog"), idle = deployment.bot("idle"), off = deployment.bot("off")
+            try await deployment.sqlite("""
+                INSERT INTO bots (id, image, command, memory_bytes) VALUES
+                ('\(hog)', '\(TestDocker.image)', '["sh","-c","dd if=/dev/zero of=/dev/shm/fill bs=1M count=40 && touch /tmp/filled; while true; do :; done"]', 268435456),
+                ('\(idle)', '\(TestDocker.image)', '["sleep","600"]', NULL);
+                INSERT INTO bots (id, image, command, desired_state) VALUES ('\(off)', '\(TestDocker.image)', '["sleep","600"]', 'stopped');
+                """)
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+            try await eventually(timeout: 30, "the hog filled its tmpfs") {
+                try await exec(deployment, [hog, "--", "test", "-f", "/tmp/filled"]).status == 0
+            }
+            let output = try await deployment.botmaker(["status", "--stats", "--json"])
+            #expect(output.status == 0, "\(output.stderr)")
+            struct Row: Decodable {
+                var id: String
+                var cpu_percent: Double?
+                var memory_used_bytes: UInt64?
+                var memory_limit_bytes: UInt64?
+                var restart_count: Int?
+            }
+            let rows = Dictionary(try JSONDecoder().decode([Row].self, from: Data(output.stdout.utf8)).map { ($0.id, $0) }) { a, _ in a }
+            let hogRow = try #require(rows[hog])
+            #expect(hogRow.memory_limit_bytes == 268_435_456)
+            #expect((40 << 20...256 << 20).contains(hogRow.memory_used_bytes ?? 0), "\(hogRow)")
+            #expect((10...205).contains(hogRow.cpu_percent ?? -1), "a spinning bot uses CPU (2 cores at most): \(hogRow)")
+            #expect(hogRow.restart_count == 0)
+            let idleRow = try #require(rows[idle])
+            #expect((0..<10).contains(idleRow.cpu_percent ?? -1) && (idleRow.memory_used_bytes ?? 0) < 40 << 20, "\(idleRow)")
+            #expect((idleRow.memory_limit_bytes ?? 0) > 256 << 20, "no limit: the host's memory")
+            #expect(rows[off]?.restart_count == nil && rows[off]?.cpu_percent == nil, "a stopped bot has no stats")
+            let table = try await deployment.botmaker(["status", "--stats"]).stdout
+            #expect(table.contains("CPU") && table.contains("/ 256MiB"), "\(table)")
+
+            let service = try ServiceProcess(arguments: deployment.commonArguments + ["--metrics-addr", "127.0.0.1:0", "--stats-interval", "1"],
+                                             logPath: deployment.dir.file("run.log"))
+            let port = try await service.metricsPort()
+            let gauge = "botmaker_bot_memory_used_bytes{bot=\"\(hog)\"}"
+            try await eventually(timeout: 30, "the gauges appear") {
+                let metrics = try await httpGet(port: port, path: "/metrics").body
+                return metrics.contains(gauge) && metrics.contains("botmaker_bot_cpu_percent{bot=\"\(hog)\"}")
+                    && metrics.contains("botmaker_bot_restarts{bot=\"\(idle)\"}")
+            }
+            #expect(!(try await httpGet(port: port, path: "/metrics").body.contains("bot=\"\(off)\"")))
+            try await deployment.sqlite("DELETE FROM bots WHERE id = '\(hog)'")
+            try await eventually(timeout: 30, "the gauges go with the bot") {
+                !(try await httpGet(port: port, path: "/metrics").body.contains("bot=\"\(hog)\""))
+            }
+            #expect(try await httpGet(port: port, path: "/metrics").body.contains("botmaker_bot_restarts{bot=\"\(idle)\"}"))
+            #expect(try await service.stop() == 0)
+        }
+    }
 }

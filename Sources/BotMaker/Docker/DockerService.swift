@@ -20,7 +20,7 @@ public struct DockerService: ContainerRuntime {
     private let adopted: NIOLockedValueBox<Set<String>>
     /// The id of botmaker's isolated network once known (looked up again after a 404 naming a network).
     private let networkId = NIOLockedValueBox<String?>(nil)
-    private let logger: Logger
+    let logger: Logger
 
     public init(client: DockerClient, stopGraceSeconds: Int = 10, instance: String = BotLabels.defaultInstance,
                 owner: String? = nil, adopted: Set<String> = [], logger: Logger = Logger(label: "botmaker.docker")) {

@@ -15,6 +15,7 @@ public final class ReconcilerMetrics: Sendable {
     private let queueWaiting = Gauge(label: "botmaker_workqueue_waiting_keys")
     private let queueOldest = Gauge(label: "botmaker_workqueue_oldest_age_seconds")
     private let reportedBotGauges = NIOLockedValueBox<Set<[String]>>([])
+    private let reportedStatsBots = NIOLockedValueBox<Set<String>>([])
     private let pullDuration = Metrics.Timer(label: "botmaker_image_pull_duration_seconds", preferredDisplayUnit: .seconds)
 
     public init() {}
@@ -39,6 +40,28 @@ public final class ReconcilerMetrics: Sendable {
         Counter(label: "botmaker_image_pulls_total", dimensions: [("result", result)]).increment()
         pullDuration.recordNanoseconds(Int64(seconds * 1e9))
     }
+
+    /// The running bots' resource use as gauges labelled by bot id; a bot no longer running loses its gauges.
+    public func botStats(_ stats: [BotStats]) {
+        let current = Set(stats.map(\.botId))
+        let gone = reportedStatsBots.withLockedValue { reported -> Set<String> in
+            let gone = reported.subtracting(current)
+            reported = current
+            return gone
+        }
+        for botId in gone {
+            for label in Self.botStatsLabels { Gauge(label: label, dimensions: [("bot", botId)]).destroy() }
+        }
+        for bot in stats {
+            let values: [Double?] = [bot.cpuPercent, bot.memoryUsed.map(Double.init), bot.memoryLimit.map(Double.init), Double(bot.restartCount)]
+            for (label, value) in zip(Self.botStatsLabels, values) {
+                if let value { Gauge(label: label, dimensions: [("bot", bot.botId)]).record(value) }
+            }
+        }
+    }
+
+    static let botStatsLabels = ["botmaker_bot_cpu_percent", "botmaker_bot_memory_used_bytes", "botmaker_bot_memory_limit_bytes",
+                                 "botmaker_bot_restarts"]
 
     public func eventStreamReconnected() {
         reconnects.increment()

@@ -1,5 +1,6 @@
 import DockerEngine
 import Foundation
+import Logging
 
 /// What an operator asks of one bot's container (`botmaker logs`, `exec`, `status --stats`): only ever of a container
 /// that is ours, found by the bot's name.
@@ -109,13 +110,6 @@ extension DockerService {
             throw wrapDockerError(error, botId: botId, fallback: .startFailed)
         }
     }
-
-    /// One sample of the container's resource use, answered at once (no CPU delta: see `BotStats`).
-    public func sample(containerId: String) async throws(ContainerError) -> ContainerStats {
-        do { return try await client.containerStats(containerId, oneShot: true) } catch {
-            throw wrapDockerError(error, botId: nil, fallback: .observeFailed)
-        }
-    }
 }
 
 /// The time the engine puts before each log entry when asked (`2026-11-29T22:40:01.123456789Z `): fixed width, so
@@ -140,5 +134,40 @@ public struct LogTimestamp: Sendable, Comparable {
         let fraction = text[text.index(after: dot)..<text.index(before: text.endIndex)]
         guard let whole = ISO8601DateFormatter().date(from: text[..<dot] + "Z"), let value = Double("0." + fraction) else { return nil }
         return whole.addingTimeInterval(value)
+    }
+}
+
+extension DockerService {
+    /// A sample of each of `botIds`' running containers, `concurrency` at a time; bots without a running container (or
+    /// whose sample failed) are left out. With `engineDelta` the engine waits for a second sample and fills in the CPU
+    /// delta (about 2 s, the engine's collector ticks once a second); without it, it answers at the next tick and the
+    /// caller compares with an earlier sample.
+    public func samples(botIds: [String], engineDelta: Bool, concurrency: Int = 32) async -> [BotSample] {
+        await withTaskGroup(of: BotSample?.self) { group in
+            var pending = botIds[...]
+            var results: [BotSample] = []
+            func next() -> Bool {
+                guard let botId = pending.popFirst() else { return false }
+                group.addTask { await self.sample(botId: botId, engineDelta: engineDelta) }
+                return true
+            }
+            for _ in 0..<max(1, concurrency) where !next() { break }
+            while let result = await group.next() {
+                if let result { results.append(result) }
+                _ = next()
+            }
+            return results.sorted { $0.botId < $1.botId }
+        }
+    }
+
+    private func sample(botId: String, engineDelta: Bool) async -> BotSample? {
+        do {
+            guard let container = try await consoleContainer(botId: botId), container.state == .running else { return nil }
+            let stats = try await client.containerStats(container.id, oneShot: !engineDelta)
+            return BotSample(botId: botId, containerId: container.id, stats: stats, restartCount: container.restartCount)
+        } catch {
+            logger.debug("no stats for the bot", metadata: ["bot.id": "\(botId)", "error": "\(error)"])
+            return nil
+        }
     }
 }
