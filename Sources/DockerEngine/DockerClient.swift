@@ -44,6 +44,7 @@ public final class DockerClient: Sendable {
     private let http: HTTPClient
     private let logger: Logger
     private let negotiated = NIOLockedValueBox<APIVersion?>(nil)
+    private let serverHeader = NIOLockedValueBox<String?>(nil)
     private let observer: (@Sendable (RequestRecord) -> Void)?
 
     public init(
@@ -110,10 +111,18 @@ public final class DockerClient: Sendable {
     public func ping() async throws(DockerEngineError) -> String {
         let response = try await send(.HEAD, "/_ping", versioned: false, operation: "ping", deadline: deadlines.short)
         try response.expectSuccess()
+        if let server = response.headers.first(name: "Server") { serverHeader.withLockedValue { $0 = server } }
         guard let version = response.headers.first(name: "Api-Version") else {
             throw .decoding(operation: "ping", reason: "no Api-Version header")
         }
         return version
+    }
+
+    /// What answers (Docker or Podman), from the `Server` header of the ping that negotiated the API version.
+    public func product() async throws(DockerEngineError) -> EngineProduct {
+        let version = try await apiVersion()
+        if serverHeader.withLockedValue({ $0 }) == nil { try await ping() }
+        return EngineProduct(server: serverHeader.withLockedValue { $0 }, apiVersion: version)
     }
 
     // MARK: - Transport

@@ -121,6 +121,25 @@ public struct ContainerCreateRequest: Encodable, Sendable, Equatable {
             case networkMode = "NetworkMode", initProcess = "Init", memory = "Memory", nanoCpus = "NanoCpus", pidsLimit = "PidsLimit"
             case securityOpt = "SecurityOpt", capDrop = "CapDrop", readonlyRootfs = "ReadonlyRootfs", tmpfs = "Tmpfs", logConfig = "LogConfig"
         }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            binds = try c.decodeIfPresent([String].self, forKey: .binds)
+            mounts = try c.decodeIfPresent([Mount].self, forKey: .mounts)
+            // Podman reads back an exposed port without a binding as `"18789/tcp": null`.
+            portBindings = try c.decodeIfPresent([String: [PortBinding]?].self, forKey: .portBindings)?.compactMapValues { $0 }
+            restartPolicy = try c.decodeIfPresent(RestartPolicy.self, forKey: .restartPolicy)
+            networkMode = try c.decodeIfPresent(String.self, forKey: .networkMode)
+            initProcess = try c.decodeIfPresent(Bool.self, forKey: .initProcess)
+            memory = try c.decodeIfPresent(Int64.self, forKey: .memory)
+            nanoCpus = try c.decodeIfPresent(Int64.self, forKey: .nanoCpus)
+            pidsLimit = try c.decodeIfPresent(Int.self, forKey: .pidsLimit)
+            securityOpt = try c.decodeIfPresent([String].self, forKey: .securityOpt)
+            capDrop = try c.decodeIfPresent([String].self, forKey: .capDrop)
+            readonlyRootfs = try c.decodeIfPresent(Bool.self, forKey: .readonlyRootfs)
+            tmpfs = try c.decodeIfPresent([String: String].self, forKey: .tmpfs)
+            logConfig = try c.decodeIfPresent(LogConfig.self, forKey: .logConfig)
+        }
     }
 
     /// `HostConfig.Mounts[]` (bind mounts only).
@@ -156,6 +175,13 @@ public struct ContainerCreateRequest: Encodable, Sendable, Equatable {
             self.config = config
         }
         enum CodingKeys: String, CodingKey { case type = "Type", config = "Config" }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            type = try c.decodeIfPresent(String.self, forKey: .type) ?? ""
+            // Podman reads back `"Config": null`.
+            config = try c.decodeIfPresent([String: String].self, forKey: .config) ?? [:]
+        }
     }
 
     public struct RestartPolicy: Codable, Sendable, Equatable {
@@ -372,6 +398,25 @@ public struct VersionInfo: Decodable, Sendable {
     enum CodingKeys: String, CodingKey {
         case version = "Version", apiVersion = "ApiVersion", minAPIVersion = "MinAPIVersion", os = "Os", arch = "Arch"
     }
+}
+
+/// The engine behind the Docker API, from the `Server` header of `/_ping`: `Docker/20.10.24+dfsg1 (linux)` or
+/// `Libpod/4.3.1 (linux)` (Podman). Cheaper than `/version`, which Podman answers slowly under load.
+public struct EngineProduct: Sendable, Equatable, CustomStringConvertible {
+    public var isPodman: Bool
+    public var version: String
+    public var apiVersion: APIVersion
+
+    public init(server: String?, apiVersion: APIVersion) {
+        let product = (server ?? "").split(separator: " ").first.map(String.init) ?? ""
+        let parts = product.split(separator: "/", maxSplits: 1).map(String.init)
+        isPodman = parts.first == "Libpod"
+        version = parts.count > 1 ? parts[1] : "?"
+        self.apiVersion = apiVersion
+    }
+
+    /// `Docker 20.10.24+dfsg1 (API 1.41)` or `Podman 4.3.1 (API 1.41)`.
+    public var description: String { "\(isPodman ? "Podman" : "Docker") \(version) (API \(apiVersion))" }
 }
 
 /// One message of the `/events` stream.

@@ -20,8 +20,7 @@ extension Botmaker {
                 let samples = try await global.withOneHostEngine(store, command: "status --stats") { docker in
                     await docker.samples(botIds: bots.map(\.id), engineDelta: true)
                 }
-                let byBot = Dictionary(samples.map { ($0.botId, BotStats(botId: $0.botId, sample: $0.stats, restartCount: $0.restartCount)) },
-                                       uniquingKeysWith: { a, _ in a })
+                let byBot = Dictionary(samples.map { ($0.botId, $0.botStats) }, uniquingKeysWith: { a, _ in a })
                 for index in bots.indices { bots[index].stats = byBot[bots[index].id] }
             }
             if json {

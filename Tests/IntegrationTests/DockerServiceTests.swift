@@ -31,9 +31,11 @@ struct DockerServiceTests {
             #expect(inspect.config.labels["botmaker.bot-id"] == id)
             #expect(inspect.config.labels["botmaker.spec-hash"]?.count == 64)
             #expect(inspect.hostConfig.restartPolicy?.name == "unless-stopped")
-            #expect(inspect.hostConfig.networkMode == "botmaker", "botmaker's own network, where bots cannot reach each other")
             #expect(inspect.hostConfig.initProcess == true)
-            #expect(inspect.hostConfig.binds == ["\(dir.file("secrets"))/\(id):/run/secrets:ro"])
+            #expect(TestDocker.binds(inspect.hostConfig.binds) == ["\(dir.file("secrets"))/\(id):/run/secrets:ro"])
+            // botmaker's own network, where bots cannot reach each other: one bridge without inter-container traffic on
+            // Docker, a network of the bot's own on Podman (which ignores that bridge option).
+            #expect(try await TestDocker.networks(of: "botmaker-\(id)") == [TestDocker.isPodman ? "botmaker-\(id)" : "botmaker"])
             #expect(inspect.config.env.contains("GREETING=hello"))
             #expect(inspect.state.status == "created")
 
@@ -93,7 +95,8 @@ struct DockerServiceTests {
 
     /// Docker resets `State.ExitCode` when it restarts a container; the status still says how the run before ended
     /// (what a rolled-back update reports), read from the engine's `die` event.
-    @Test(.timeLimit(.minutes(2))) func aRestartedContainerReportsTheExitCodeOfItsRunBefore() async throws {
+    @Test(.timeLimit(.minutes(2)), .disabled(if: TestDocker.isPodman, "not run on Podman: its events API replays no past window (docs/podman.md)"))
+    func aRestartedContainerReportsTheExitCodeOfItsRunBefore() async throws {
         let id = "rst-\(uniqueSuffix())"
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
@@ -125,7 +128,7 @@ struct DockerServiceTests {
             config.image = "botmaker-test/does-not-exist:\(uniqueSuffix())"
             let missing = await containerError { _ = try await docker.createContainer(botId: id, config: config) }
             #expect(missing?.code == .notFound)
-            #expect(missing?.message.contains("No such image") == true)
+            #expect(missing?.message.lowercased().contains("no such image") == true, "\(String(describing: missing))")
             let good = try Self.config(dir, id)
             _ = try await docker.createContainer(botId: id, config: good)
             #expect(await containerError { _ = try await docker.createContainer(botId: id, config: good) }?.code == .alreadyExists)
@@ -253,7 +256,8 @@ struct DockerServiceTests {
 
     /// A health check runs three `exec_*` events per check and container: the engine filters them out, so a fleet with
     /// health checks does not flood botmaker, while `health_status` still comes through.
-    @Test(.timeLimit(.minutes(2))) func healthCheckExecsAreFilteredByTheEngine() async throws {
+    @Test(.timeLimit(.minutes(2)), .disabled(if: TestDocker.isPodman, Comment(rawValue: TestDocker.podmanHasNoHealthChecks)))
+    func healthCheckExecsAreFilteredByTheEngine() async throws {
         let id = "execs-\(uniqueSuffix())"
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

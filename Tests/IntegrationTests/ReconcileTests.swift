@@ -58,7 +58,7 @@ struct ReconcileTests {
                 #expect(inspect.config.labels["botmaker.managed"] == "true")
                 #expect(inspect.config.labels["botmaker.bot-id"] == deployment.bot(name))
                 #expect(inspect.config.env.contains("GREETING=hello"))
-                #expect(inspect.hostConfig.binds == ["\(deployment.secretsDir)/\(deployment.bot(name)):/run/secrets:ro"])
+                #expect(TestDocker.binds(inspect.hostConfig.binds) == ["\(deployment.secretsDir)/\(deployment.bot(name)):/run/secrets:ro"])
             }
             #expect(try await runProcess(["docker", "exec", "botmaker-\(deployment.bot("b01"))", "cat", "/run/secrets/API_TOKEN"]).stdout == "tok")
             #expect(try await deployment.sqlite("SELECT count(*) FROM bot_status WHERE actual_state = 'running' AND last_error_code IS NULL") == "20")
@@ -248,7 +248,9 @@ struct ReconcileTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(2))) func legacyContainerIsAdoptedOnlyWhenItMatches() async throws {
+    @Test(.timeLimit(.minutes(2)), .disabled(if: TestDocker.isPodman,
+                                              "not run on Podman: containers from before botmaker's labels only exist on Docker hosts"))
+    func legacyContainerIsAdoptedOnlyWhenItMatches() async throws {
         try await withDeployment("legacy") { deployment, client in
             try await deployment.insertBots(["same", "diff", "soft"])
             try await deployment.sqlite("UPDATE bots SET network = 'bridge'")
@@ -304,7 +306,7 @@ struct ReconcileTests {
             let started = try await client.inspectContainer(name).state.startedAt
             #expect(try await deployment.botmaker(["bot", "restart", deployment.bot("r")]).status == 0)
             let output = try await deployment.botmaker(["reconcile"])
-            #expect(output.stdout.contains("restart: restart requested at"), "\(output.stdout)")
+            #expect(output.stdout.contains("restart: restart requested at"), "\(output.stdout)\(output.stderr)")
             #expect(try await client.inspectContainer(name).state.startedAt != started)
             #expect(try await deployment.botmaker(["reconcile"]).stdout.contains("No changes"))
         }

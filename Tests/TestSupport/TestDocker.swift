@@ -19,6 +19,25 @@ public enum TestDocker {
     /// The OpenClaw gateway stand-in: httpd on 18789 as uid 1000, a HEALTHCHECK, state under /home/node/.openclaw.
     public static let gatewayImage = ProcessInfo.processInfo.environment["BOTMAKER_GATEWAY_IMAGE"] ?? "botmaker-test/gateway:latest"
 
+    /// The engine under test is Podman's Docker-compatible API (`BOTMAKER_TEST_ENGINE=podman`, set by scripts/test for
+    /// its Podman pass, with `DOCKER_HOST` at Podman's socket).
+    public static var isPodman: Bool { ProcessInfo.processInfo.environment["BOTMAKER_TEST_ENGINE"] == "podman" }
+
+    /// Why a test that needs health checks is not run on Podman: it runs them from systemd timers, and this machine has no
+    /// systemd (docs/podman.md).
+    public static let podmanHasNoHealthChecks = "not run on Podman: Podman runs health checks from systemd timers, and this machine has no systemd"
+
+    /// Binds as Docker reports them: Podman adds its default mount options.
+    public static func binds(_ binds: [String]?) -> [String] {
+        (binds ?? []).map { $0.replacingOccurrences(of: ",rprivate,rbind", with: "") }
+    }
+
+    /// The networks a container is attached to, by name (read with the docker CLI).
+    public static func networks(of container: String) async throws -> [String] {
+        let output = try await runProcess(["docker", "inspect", "-f", "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}", container])
+        return output.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+    }
+
     public static var required: Bool {
         let value = ProcessInfo.processInfo.environment["BOTMAKER_REQUIRE_DOCKER"] ?? ""
         return !value.isEmpty && value != "0"

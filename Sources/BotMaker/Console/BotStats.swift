@@ -43,4 +43,8 @@ public struct BotSample: Sendable {
     public var containerId: String
     public var stats: ContainerStats
     public var restartCount: Int
+    /// A sample of the same container a second before, where the engine gave no CPU delta of its own (Podman).
+    public var earlier: ContainerStats?
+
+    public var botStats: BotStats { BotStats(botId: botId, sample: stats, restartCount: restartCount, previous: earlier) }
 }

@@ -139,16 +139,31 @@ public struct LogTimestamp: Sendable, Comparable {
 
 extension DockerService {
     /// A sample of each of `botIds`' running containers, `concurrency` at a time; bots without a running container (or
-    /// whose sample failed) are left out. With `engineDelta` the engine waits for a second sample and fills in the CPU
-    /// delta (about 2 s, the engine's collector ticks once a second); without it, it answers at the next tick and the
-    /// caller compares with an earlier sample.
+    /// whose sample failed) are left out. With `engineDelta` the CPU % is over about a second: Docker waits for a
+    /// second sample and fills `precpu_stats` in (about 2 s, its collector ticks once a second); Podman answers at once
+    /// and leaves them empty, so those bots are sampled again a second later (`BotSample/earlier`). Without it, the
+    /// engine answers at its next tick and the caller compares with a sample of its own.
     public func samples(botIds: [String], engineDelta: Bool, concurrency: Int = 32) async -> [BotSample] {
+        let first = await sampleRound(botIds.map { ($0, nil) }, engineDelta: engineDelta, concurrency: concurrency)
+        let lacking = first.filter { engineDelta && ($0.stats.precpu.systemUsage ?? 0) == 0 }
+        guard !lacking.isEmpty else { return first }
+        try? await Task.sleep(for: .seconds(1))
+        let again = await sampleRound(lacking.map { ($0.botId, $0) }, engineDelta: false, concurrency: concurrency)
+        let byBot = Dictionary(again.map { ($0.botId, $0) }, uniquingKeysWith: { a, _ in a })
+        return first.map { byBot[$0.botId] ?? $0 }
+    }
+
+    private func sampleRound(_ bots: [(String, BotSample?)], engineDelta: Bool, concurrency: Int) async -> [BotSample] {
         await withTaskGroup(of: BotSample?.self) { group in
-            var pending = botIds[...]
+            var pending = bots[...]
             var results: [BotSample] = []
             func next() -> Bool {
-                guard let botId = pending.popFirst() else { return false }
-                group.addTask { await self.sample(botId: botId, engineDelta: engineDelta) }
+                guard let (botId, earlier) = pending.popFirst() else { return false }
+                group.addTask {
+                    guard var sample = await self.sample(botId: botId, engineDelta: engineDelta) else { return nil }
+                    if let earlier, earlier.containerId == sample.containerId { sample.earlier = earlier.stats }
+                    return sample
+                }
                 return true
             }
             for _ in 0..<max(1, concurrency) where !next() { break }

@@ -109,8 +109,8 @@ public struct DockerService: ContainerRuntime {
             // A relative bind source silently becomes a named volume.
             throw ContainerError(.startFailed, "secrets and data paths must be absolute: \(config.secretsPath), \(config.dataPath)", botId: botId)
         }
-        if config.network == .botmaker { _ = try await isolatedNetworkId(botId: botId) }
-        let request = Self.createRequest(botId: botId, config: config, launch: launch, labels: [
+        let network = try await network(botId: botId, config: config)
+        let request = Self.createRequest(botId: botId, config: config, launch: launch, network: network, labels: [
             BotLabels.managed: "true",
             BotLabels.botId: botId,
             BotLabels.specHash: config.specHash,
@@ -137,7 +137,8 @@ public struct DockerService: ContainerRuntime {
     }
 
     /// The Engine API body for a bot's container: the spec with its secrets and host ports resolved.
-    static func createRequest(botId: String, config: ContainerConfig, launch: ContainerLaunch, labels: [String: String]) -> ContainerCreateRequest {
+    static func createRequest(botId: String, config: ContainerConfig, launch: ContainerLaunch, network: String? = nil,
+                              labels: [String: String]) -> ContainerCreateRequest {
         var bindings: [String: [ContainerCreateRequest.PortBinding]] = [:]
         for port in launch.published {
             bindings[port.containerKey, default: []].append(.init(hostIp: port.hostIP, hostPort: String(port.hostPort)))
@@ -159,7 +160,7 @@ public struct DockerService: ContainerRuntime {
                 mounts: config.mounts.isEmpty ? nil : config.mounts.map { .init(source: config.hostPath(of: $0), target: $0.target) },
                 portBindings: bindings.isEmpty ? nil : bindings,
                 restartPolicy: .init(name: ContainerDefaults.restartPolicy),
-                networkMode: config.network.dockerName,
+                networkMode: network ?? config.network.dockerName,
                 initProcess: ContainerDefaults.initProcess,
                 memory: config.memoryBytes,
                 nanoCpus: config.nanoCPUs,
@@ -299,6 +300,13 @@ public struct DockerService: ContainerRuntime {
         } catch {
             // "network botmaker not found": someone removed it; it is made again before the next create.
             if error.httpStatus == 404, "\(error)".contains("network") { networkId.withLockedValue { $0 = nil } }
+            // Podman names a container's network by name: the bot's own network, removed by hand, is made again.
+            if "\(error)".contains("network not found"), (try? await engine())?.isPodman == true,
+               "\(error)".contains(Self.podmanNetworkName(for: botId)) {
+                _ = try await podmanNetwork(botId: botId)
+                do { try await client.startContainer(id) } catch { throw wrapDockerError(error, botId: botId, fallback: .startFailed) }
+                return
+            }
             throw wrapDockerError(error, botId: botId, fallback: .startFailed)
         }
     }
@@ -308,6 +316,13 @@ public struct DockerService: ContainerRuntime {
         let container = try await requireManaged(botId: botId, fallback: .stopFailed)
         do {
             try await client.stopContainer(container.id, timeoutSeconds: stopGraceSeconds)
+            // Podman answers a stop between two runs of a restart loop with 304 and goes on restarting: stop again.
+            guard try await engine().isPodman else { return }
+            for _ in 0..<5 {
+                let state = ContainerState(docker: try await client.inspectContainer(container.id).state.status)
+                guard state == .running || state == .restarting else { return }
+                try await client.stopContainer(container.id, timeoutSeconds: stopGraceSeconds)
+            }
         } catch {
             throw wrapDockerError(error, botId: botId, fallback: .stopFailed)
         }
@@ -384,6 +399,7 @@ public struct DockerService: ContainerRuntime {
             if error.httpStatus == 404 || (error.httpStatus == 409 && "\(error)".contains("already in progress")) { return }
             throw wrapDockerError(error, botId: botId, fallback: .stopFailed)
         }
+        await removeBotNetworkIfUnused(botId: botId)
     }
 
     /// The bot's container state, or nil when it has none.
@@ -402,6 +418,7 @@ public struct DockerService: ContainerRuntime {
         let since = (finishedAt ?? Date(timeIntervalSinceNow: -600)).addingTimeInterval(-1)
         var code: Int?
         do {
+            // Podman answers a past window with nothing: there, the code stays unknown.
             for try await event in client.events(filters: ["container": [containerId], "event": ["die"]], since: since, until: Date()) {
                 code = event.attributes["exitCode"].flatMap { Int($0) } ?? code
             }
@@ -515,7 +532,9 @@ public struct DockerService: ContainerRuntime {
                 let name = event.attributes["name"] ?? ""
                 let botId = event.attributes[BotLabels.botId]
                     ?? (name.hasPrefix(ContainerDefaults.namePrefix) ? String(name.dropFirst(ContainerDefaults.namePrefix.count)) : name)
-                return RuntimeEvent(action: event.baseAction, containerId: event.actorID, name: name, botId: botId)
+                // Podman calls Docker's `destroy` `remove`.
+                let action = event.baseAction == "remove" ? "destroy" : event.baseAction
+                return RuntimeEvent(action: action, containerId: event.actorID, name: name, botId: botId)
             }
             return nil
         }

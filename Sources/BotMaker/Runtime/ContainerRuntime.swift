@@ -14,6 +14,9 @@ public protocol ContainerRuntime: Sendable {
     /// Checks that the engine answers.
     func ping() async throws(ContainerError)
 
+    /// What the engine is (`Docker 20.10.24 (API 1.41)`, `Podman 4.3.1 (API 1.41)`), for logs and `/readyz`.
+    func identify() async throws(ContainerError) -> String
+
     /// One call that returns every container of ours and the names in our namespace held by others.
     func observe() async throws(ContainerError) -> ObservedContainers
 
@@ -135,6 +138,7 @@ extension ContainerRuntime {
     }
 
     public var capabilities: RuntimeCapabilities { RuntimeCapabilities() }
+    public func identify() async throws(ContainerError) -> String { capabilities.name }
     public func refusal(for botId: String, config: ContainerConfig) -> String? { nil }
     public func reconfigureContainer(botId: String, config: ContainerConfig, launch: ContainerLaunch) async throws(ContainerError) {
         throw ContainerError(.configError, "this engine does not update containers in place", botId: botId)
@@ -169,7 +173,9 @@ public struct RuntimeEvent: Sendable, Equatable {
     /// The actions that can change what the reconciler sees, for engines that filter events server-side (a health
     /// check's `exec_*` events, three per check and container, then never reach botmaker).
     public static let stateActions = ["create", "start", "restart", "die", "kill", "oom", "stop", "destroy", "pause", "unpause",
-                                      "rename", "update", "health_status"]
+                                      "rename", "update", "health_status",
+                                      // Podman's names for die and destroy in filters (its events still say `die`, `remove`).
+                                      "died", "remove"]
 
     /// Whether the reconciler should look at the container again.
     public var changesState: Bool { !Self.ignored.contains(action) }

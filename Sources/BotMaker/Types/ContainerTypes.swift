@@ -5,7 +5,13 @@ public enum ContainerState: String, Sendable, Codable, CaseIterable {
     case created, running, exited, paused, restarting, removing, dead, unknown
 
     public init(docker value: String) {
-        self = ContainerState(rawValue: value.lowercased()) ?? .unknown
+        switch value.lowercased() {
+        // Podman's words: `stopped` between the runs of a container its restart policy brings back (it never says
+        // `restarting`), `configured` for created.
+        case "stopped": self = .restarting
+        case "configured", "initialized": self = .created
+        default: self = ContainerState(rawValue: value.lowercased()) ?? .unknown
+        }
     }
 }
 
