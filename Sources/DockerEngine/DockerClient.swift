@@ -40,7 +40,14 @@ public final class DockerClient: Sendable {
     }
 
     public let host: DockerHost
-    public let deadlines: Deadlines
+    private let configuredDeadlines: Deadlines
+    /// The per-call deadlines. Podman answers lists and inspects in milliseconds when idle but holds them for seconds
+    /// behind container locks while it creates and starts others: there, those calls get the medium deadline.
+    public var deadlines: Deadlines {
+        var deadlines = configuredDeadlines
+        if serverHeader.withLockedValue({ $0 })?.hasPrefix("Libpod/") == true { deadlines.short = max(deadlines.short, deadlines.medium) }
+        return deadlines
+    }
     private let http: HTTPClient
     private let logger: Logger
     private let negotiated = NIOLockedValueBox<APIVersion?>(nil)
@@ -54,7 +61,7 @@ public final class DockerClient: Sendable {
         observer: (@Sendable (RequestRecord) -> Void)? = nil
     ) {
         self.host = host
-        self.deadlines = deadlines
+        self.configuredDeadlines = deadlines
         self.logger = logger
         self.observer = observer
         // No read timeout: the events stream idles for minutes. Every other call has its own deadline.

@@ -65,8 +65,14 @@ struct ConsoleTests {
             let burst = #"["sh","-c","awk 'BEGIN{for(i=1;i<=1100;i++) printf \"%06d %0992d\\n\", i, 0}' & awk 'BEGIN{for(i=1;i<=600;i++) printf \"e%05d %0992d\\n\", i, 0}' >&2; wait; echo done; exec sleep 600"]"#
             try await insert(deployment, "b", command: burst)
             #expect(try await deployment.botmaker(["reconcile"]).status == 0)
-            try await eventually(timeout: 60, "the burst is written") {
-                try await deployment.botmaker(["logs", id, "--tail", "1"]).stdout == "done\n"
+            var last = ProcessOutput(status: -1, stdout: "", stderr: "")
+            do {
+                try await eventually(timeout: 60, "the burst is written") {
+                    last = try await deployment.botmaker(["logs", id, "--tail", "1"])
+                    return last.stdout == "done\n"
+                }
+            } catch {
+                throw TestFailure("\(error); the last read: \(last.status) \(last.stdout.suffix(200)) \(last.stderr.suffix(300))")
             }
             let logs = try await deployment.botmaker(["logs", id])
             let zeros = String(repeating: "0", count: 992)
