@@ -76,6 +76,7 @@ extension Botmaker {
             let global = self.global, takeOver = options.takeOver
             let service = ReconcilerService(controller: controller, settings: settings, logger: logger) {
                 try await global.checkEngine(runtime)
+                if let engine = try? await runtime.identify() { logger.info("engine", metadata: ["engine": "\(engine)"]) }
                 try await global.ensureClaim(store: store, runtime: runtime, takeOver: takeOver)
             }
 
@@ -84,7 +85,7 @@ extension Botmaker {
                 services.append(MetricsServer.make(host: host, port: port, registry: registry, readiness: {
                     do { _ = try await store.dataVersion() } catch { return (false, "database: \(error)") }
                     do { try await runtime.ping() } catch { return (false, "docker: \(error)") }
-                    return (true, "ready")
+                    return (true, "ready: " + ((try? await runtime.identify()) ?? runtime.capabilities.name))
                 }, logger: logger))
             }
             if statsInterval > 0, let docker = runtime as? DockerService {

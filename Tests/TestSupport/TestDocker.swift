@@ -101,6 +101,12 @@ public enum TestDocker {
                 try? await client.removeContainer(container.id, force: true)
             }
         }
+        // Podman: each bot's own network (botmaker-<id>).
+        if let networks = try? await client.listNetworks(filters: ["label": ["botmaker.managed=true"]]) {
+            for network in networks where network.name.contains(fragment) && network.name != "botmaker" {
+                try? await client.removeNetwork(network.id)
+            }
+        }
         try? await client.shutdown()
     }
 
