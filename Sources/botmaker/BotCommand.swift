@@ -341,6 +341,11 @@ struct BotSummary: Encodable {
 }
 
 enum Output {
+    /// Writes to stdout at once (unbuffered, so a pipe sees each line as it is written, in order with other writes).
+    static func write(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
     static func json<T: Encodable>(_ value: T) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]

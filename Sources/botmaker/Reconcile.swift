@@ -211,6 +211,8 @@ extension Botmaker {
             let controller = options.controller(store: store, runtime: runtime, global: global, allowMassRemoval: allowMassRemoval,
                                                 logger: logger)
             let outcome: (view: FleetView, reports: [KeyReport])
+            // Text output goes as the pass goes; the JSON document is written once, at the end.
+            let printer = json ? nil : ProgressPrinter()
             do {
                 try await global.ensureClaim(store: store, runtime: runtime, takeOver: options.takeOver)
                 if checkImages {
@@ -218,14 +220,14 @@ extension Botmaker {
                         FileHandle.standardError.write(Data("\(update.description)\n".utf8))
                     }
                 }
-                outcome = try await controller.reconcileOnce()
+                outcome = try await controller.reconcileOnce(observer: printer)
             } catch let error as ContainerError {
                 await controller.recordUnreachable(error)
                 throw CLIError("cannot observe Docker: \(error.code.rawValue): \(error.message)")
             }
             let plan = outcome.view.merging(outcome.reports)
             let results = outcome.reports.flatMap(\.results)
-            print(json ? PlanRenderer.json(plan, results: results) : PlanRenderer.text(plan, results: results))
+            if let printer { printer.finish(results: results) } else { Output.write(PlanRenderer.json(plan, results: results) + "\n") }
             if let reason = outcome.view.removalGuard {
                 FileHandle.standardError.write(Data("REMOVAL_GUARD: \(reason)\n".utf8))
                 return 1
@@ -252,14 +254,14 @@ extension Botmaker {
                 return bot
             }
             let running = bots.map(\.id)
-            var announced = false
+            var announced: [String: String] = [:]
             while true {
                 let readiness: Readiness
                 do { readiness = Readiness.of(running, in: try await runtime.observe()) } catch {
                     throw CLIError("cannot observe Docker: \(error.code.rawValue): \(error.message)")
                 }
                 if readiness.isReady {
-                    if !json { print("ready: \(running.count) running bot\(running.count == 1 ? "" : "s")") }
+                    if !json { Output.write("ready: \(running.count) running bot\(running.count == 1 ? "" : "s")\n") }
                     return true
                 }
                 let timedOut = ContinuousClock.now >= deadline
@@ -274,11 +276,12 @@ extension Botmaker {
                                                          + ":\n" + lines + "\n").utf8))
                     return false
                 }
-                if !announced && !json {
-                    print("waiting for \(readiness.pending.count) bot\(readiness.pending.count == 1 ? "" : "s") to be ready: "
-                          + readiness.pending.keys.sorted().prefix(5).joined(separator: ", ") + (readiness.pending.count > 5 ? ", …" : ""))
-                    fflush(nil)
-                    announced = true
+                // Says what it waits for, again whenever that changes (a bot became ready, or its reason changed).
+                if announced != readiness.pending && !json {
+                    let shown = readiness.pending.sorted { $0.key < $1.key }.prefix(5).map { "\($0.key) (\($0.value))" }
+                    Output.write("waiting for \(readiness.pending.count) bot\(readiness.pending.count == 1 ? "" : "s") to be ready: "
+                                 + shown.joined(separator: ", ") + (readiness.pending.count > 5 ? ", …" : "") + "\n")
+                    announced = readiness.pending
                 }
                 try await Task.sleep(for: .milliseconds(250))
             }

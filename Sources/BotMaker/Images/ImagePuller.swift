@@ -128,6 +128,11 @@ public actor ImagePuller {
         return "\(progress.description) (\(reference))"
     }
 
+    /// What the pulls under way are at (`pulling 42% of 260 MB (ghcr.io/openclaw/openclaw:latest)`), for a live line.
+    public var activePulls: [String] {
+        references.keys.filter { !queued.contains($0) && waiting[$0] != nil }.sorted().map { status(of: $0) }
+    }
+
     /// Returns once no pull is running or queued.
     public func waitUntilIdle() async {
         if active == 0 && queued.isEmpty { return }

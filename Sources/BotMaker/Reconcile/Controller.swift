@@ -11,6 +11,14 @@ public struct KeyReport: Sendable {
     public var results: [ActionResult]
 }
 
+/// Hears a one-shot pass as it goes (`botmaker reconcile` prints it): the plan, then each key's report.
+public protocol ReconcileObserver: Sendable {
+    /// The plan, before any action; `working` is the controller doing it (its queue and pulls say what is under way).
+    func planned(_ view: FleetView, working: Controller)
+    /// A key's worker is done: its actions and their results.
+    func reported(_ report: KeyReport)
+}
+
 /// The result of one mutating action.
 public struct ActionResult: Sendable {
     public var action: PlannedAction
@@ -172,13 +180,18 @@ public final class Controller: Sendable {
 
     /// `botmaker reconcile`: one resync, then workers until no key has immediate work left. Keys that
     /// wait for a deadline are not waited for (their wait shows in the reports).
-    public func reconcileOnce() async throws -> (view: FleetView, reports: [KeyReport]) {
+    /// `observer` hears the plan as soon as it is made and each key's report as soon as its worker is done.
+    public func reconcileOnce(observer: (any ReconcileObserver)? = nil) async throws -> (view: FleetView, reports: [KeyReport]) {
         let collected = NIOLockedValueBox<[KeyReport]>([])
         var once = settings
         once.followsDeadlines = false
         let controller = Controller(store: store, runtime: runtime, secrets: secrets, state: state, settings: once, clock: clock,
-                                    metrics: metrics, logger: logger, onReport: { report in collected.withLockedValue { $0.append(report) } })
+                                    metrics: metrics, logger: logger, onReport: { report in
+                                        collected.withLockedValue { $0.append(report) }
+                                        observer?.reported(report)
+                                    })
         let view = try await controller.resync()
+        observer?.planned(view, working: controller)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await controller.runWorkers() }
             await withGracefulShutdownHandler {

@@ -9,17 +9,9 @@ public enum PlanRenderer {
     public static func text(_ plan: Plan, results: [ActionResult]? = nil) -> String {
         var lines: [String] = []
         let outcomes = Dictionary((results ?? []).map { (key(of: $0.action), $0) }, uniquingKeysWith: { a, _ in a })
-        let width = min(40, plan.actions.map(\.containerName.count).max() ?? 0)
+        let width = nameWidth(plan)
         for action in plan.actions {
-            let symbol = action.kind.symbol.padding(toLength: 3, withPad: " ", startingAt: 0)
-            let name = action.containerName.padding(toLength: max(width, action.containerName.count), withPad: " ", startingAt: 0)
-            var line = "\(symbol) \(name)  \(action.kind.rawValue): \(action.cause)"
-            if let node = action.node { line += " (node \(node))" }
-            if let code = action.errorCode { line += " [\(code.rawValue)]" }
-            if let outcome = outcomes[key(of: action)] {
-                line += outcome.error.map { " → FAILED \($0.code.rawValue): \($0.message)" } ?? " → done"
-            }
-            lines.append(line)
+            lines.append(line(action, width: width, result: outcomes[key(of: action)]))
             if action.kind == .create || action.kind == .recreate || action.kind == .reconfigure || (action.kind == .update && action.previousContainerId == nil), let bot = action.desired {
                 // Environment from secrets shows its source (`KEY=@secret:NAME`), never a value.
                 let fromSecrets = bot.config.secretEnvironment.map { " \($0.key)=\(SecretEnvironment.prefix)\($0.secret)" }.joined()
@@ -29,6 +21,24 @@ public enum PlanRenderer {
         lines.append(summary(plan, results: results))
         return lines.joined(separator: "\n")
     }
+
+    /// One action's line, `<symbol> <container>  <kind>: <cause>`, with its result when it has one (and how long it
+    /// took when `timed`).
+    public static func line(_ action: PlannedAction, width: Int, result: ActionResult? = nil, timed: Bool = false) -> String {
+        let symbol = action.kind.symbol.padding(toLength: 3, withPad: " ", startingAt: 0)
+        let name = action.containerName.padding(toLength: max(width, action.containerName.count), withPad: " ", startingAt: 0)
+        var line = "\(symbol) \(name)  \(action.kind.rawValue): \(action.cause)"
+        if let node = action.node { line += " (node \(node))" }
+        if let code = action.errorCode { line += " [\(code.rawValue)]" }
+        if let result {
+            let time = timed ? String(format: " %.1f s", result.seconds) : ""
+            line += result.error.map { " → FAILED \($0.code.rawValue): \($0.message)" } ?? " → done\(time)"
+        }
+        return line
+    }
+
+    /// The width `text` pads container names to.
+    public static func nameWidth(_ plan: Plan) -> Int { min(40, plan.actions.map(\.containerName.count).max() ?? 0) }
 
     public static func summary(_ plan: Plan, results: [ActionResult]? = nil) -> String {
         if plan.actions.isEmpty { return "No changes. Containers match the desired state." }
