@@ -1763,6 +1763,305 @@ def section_swarm(args, compose, work):
     sys.stdout.flush()
 
 
+# --- console: logs, exec, stats; and Podman -------------------------------------------------------------------------
+
+PODMAN_SOCK = os.environ.get("PODMAN_SOCK", "/run/podman/podman.sock")
+PODMAN_SH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "podman.sh")
+# The log bot writes 1,700 lines of 1,000 bytes: every 17th to stderr (100 kB), the rest to stdout (1.6 MB); then sleeps.
+LOG_LINES, LOG_EVERY_STDERR, LOG_LINE_BYTES = 1700, 17, 1000
+LOG_COMMAND = ["sh", "-c", "awk 'BEGIN{for(i=1;i<=%d;i++) if(i%%%d==0) printf \"%%06d %%0%dd\\n\", i, 0 > \"/dev/stderr\"; "
+               "else printf \"%%06d %%0%dd\\n\", i, 0}'; exec sleep 600"
+               % (LOG_LINES, LOG_EVERY_STDERR, LOG_LINE_BYTES - 8, LOG_LINE_BYTES - 8)]
+LOG_STDERR_BYTES = LOG_LINES // LOG_EVERY_STDERR * LOG_LINE_BYTES
+LOG_STDOUT_BYTES = LOG_LINES * LOG_LINE_BYTES - LOG_STDERR_BYTES
+
+
+def raw(args, stdin=None):
+    """Runs a command with bytes in and out (no decoding): for byte-for-byte comparisons."""
+    r = subprocess.run(args, input=stdin, capture_output=True)
+    if r.returncode != 0:
+        raise SystemExit(f"command failed ({r.returncode}): {' '.join(args)}\n{r.stderr[-2000:].decode(errors='replace')}")
+    return r
+
+
+def quiet(args, stdin=None):
+    """Runs a command with its output thrown away (as `> /dev/null 2>&1` would)."""
+    return lambda: sh(args, capture=False, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def in_turns(trials, contenders):
+    """Times each contender `trials` times, taking turns trial by trial; returns name → list of seconds."""
+    times = {name: [] for name in contenders}
+    for _ in range(trials):
+        for name, fn in contenders.items():
+            times[name].append(timed(fn))
+    return times
+
+
+def stats_url(container, one_shot):
+    return f"http://localhost/containers/{container}/stats?stream=false" + ("&one-shot=true" if one_shot else "")
+
+
+def stats_api(sock, ids, trials):
+    """The Engine API's stats over `sock` with curl: one request at a time (curl's own time_total), and one request per
+    container all at once (one curl process, a connection each; wall time). Also whether the engine filled precpu_stats."""
+    r = {}
+    for one_shot, key in ((False, "stream"), (True, "oneshot")):
+        single = []
+        for i in range(trials):
+            out = sh(["curl", "-sf", "--unix-socket", sock, "-o", "/dev/null", "-w", "%{time_total}",
+                      stats_url(ids[i % len(ids)], one_shot)]).stdout
+            single.append(float(out))
+        batch = ["curl", "-sf", "--parallel", "--parallel-immediate", "--parallel-max", "64", "--unix-socket", sock]
+        for cid in ids:
+            batch += ["-o", "/dev/null", stats_url(cid, one_shot)]
+        r[key] = single
+        r[key + "_all"] = [timed(lambda: sh(batch)) for _ in range(trials)]
+        sample = json.loads(sh(["curl", "-sf", "--unix-socket", sock, stats_url(ids[0], one_shot)]).stdout)
+        r[key + "_precpu"] = bool((sample.get("precpu_stats") or {}).get("system_cpu_usage"))
+    return r
+
+
+def status_stats_count(bm):
+    """How many bots `status --stats --json` gave a CPU figure (a check that the timed command did its work)."""
+    bots = json.loads(bm.run(["status", "--stats", "--json"]).stdout)
+    return sum(1 for b in bots if b.get("cpuPercent", b.get("cpu_percent")) is not None)
+
+
+def wait_log_bot(name, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = raw(["docker", "logs", name])
+        if len(r.stdout) >= LOG_STDOUT_BYTES and len(r.stderr) >= LOG_STDERR_BYTES:
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"{name} did not write its {LOG_STDOUT_BYTES + LOG_STDERR_BYTES} bytes of logs within {timeout} s")
+
+
+def console_docker(binary, work, n, trials):
+    """logs, exec and status --stats of botmaker against the docker CLI on the same containers, and the raw stats API."""
+    bm = Botmaker(binary, work, "bench-console")
+    log_bot = "con-log"
+    others = [f"con-{i:02d}" for i in range(1, n)]
+    command = json.dumps(LOG_COMMAND).replace("'", "''")
+    bm.sql(f"INSERT INTO bots (id, image, command) VALUES ('{log_bot}', '{IMAGE}', '{command}');")
+    if others:
+        bm.add(others)
+    bm.run(["reconcile"])
+    assert count_running(f"botmaker.instance={bm.instance}") == n
+    container = f"botmaker-{log_bot}"
+    wait_log_bot(container)
+    r = {}
+    # logs: byte for byte, stdout and stderr apart, plain and with options; then timed (both to /dev/null).
+    r["logs_same"] = []
+    for extra in ([], ["--timestamps"], ["--tail", "100"]):
+        ours, theirs = raw([binary, "logs", log_bot] + extra + bm.args), raw(["docker", "logs"] + extra + [container])
+        r["logs_same"].append((" ".join(extra) or "(none)", ours.stdout == theirs.stdout, ours.stderr == theirs.stderr,
+                               len(ours.stdout), len(ours.stderr), len(theirs.stdout), len(theirs.stderr)))
+    r["logs"] = in_turns(trials, {"botmaker": quiet([binary, "logs", log_bot] + bm.args),
+                                  "docker": quiet(["docker", "logs", container])})
+    # exec: a no-op command, then 1 MiB through cat on stdin.
+    r["exec"] = in_turns(2 * trials, {"botmaker": quiet([binary, "exec", log_bot] + bm.args + ["--", "true"]),
+                                      "docker": quiet(["docker", "exec", container, "true"])})
+    payload = os.path.join(work, "stdin-1mib")
+    with open(payload, "wb") as f:
+        f.write(os.urandom(1 << 20))
+    data = open(payload, "rb").read()
+    r["exec_i_same"] = (raw([binary, "exec", "-i", log_bot] + bm.args + ["--", "cat"], stdin=data).stdout == data,
+                        raw(["docker", "exec", "-i", container, "cat"], stdin=data).stdout == data)
+    r["exec_i"] = {"botmaker": [], "docker": []}
+    for _ in range(trials):
+        for name, args in (("botmaker", [binary, "exec", "-i", log_bot] + bm.args + ["--", "cat"]),
+                           ("docker", ["docker", "exec", "-i", container, "cat"])):
+            with open(payload, "rb") as f:
+                r["exec_i"][name].append(timed(quiet(args, stdin=f)))
+    # stats of all n running bots.
+    names = [f"botmaker-{b}" for b in [log_bot] + others]
+    r["stats_with_cpu"] = status_stats_count(bm)
+    r["stats"] = in_turns(trials, {"botmaker": quiet([binary, "status", "--stats"] + bm.args),
+                                   "docker": quiet(["docker", "stats", "--no-stream"] + names),
+                                   "status": quiet([binary, "status"] + bm.args)})
+    ids = sh(["docker", "inspect", "--format", "{{.Id}}"] + names).stdout.split()
+    r["api"] = stats_api("/var/run/docker.sock", ids, trials)
+    bm.sql("DELETE FROM bots")
+    bm.run(["reconcile"])
+    return r
+
+
+def podman_cleanup(instances):
+    """Everything of these instances on Podman: containers, networks, the instance claim."""
+    for instance in instances:
+        label = f"label=botmaker.instance={instance}"
+        ids = sh(["podman", "ps", "-aq", "--filter", label], check=False).stdout.split()
+        if ids:
+            sh(["podman", "rm", "-f", "-t", "0"] + ids, check=False)
+        nets = sh(["podman", "network", "ls", "-q", "--filter", label], check=False).stdout.split()
+        if nets:
+            sh(["podman", "network", "rm", "-f"] + nets, check=False)
+        sh(["podman", "volume", "rm", "-f", f"botmaker.claim.{instance}"], check=False)
+
+
+def podman_count_running(instance):
+    return len(sh(["podman", "ps", "-q", "--filter", f"label=botmaker.instance={instance}", "--filter", "status=running"]).stdout.split())
+
+
+def podman_run_args(name, instance, secrets, network):
+    """`podman run -d` of the container botmaker makes on Podman (its labels, init, secrets mount, hardening)."""
+    args = ["podman", "run", "-d", "--name", name, "--label", "botmaker.managed=true", "--label", f"botmaker.bot-id={name}",
+            "--label", f"botmaker.instance={instance}", "--restart", "unless-stopped", "--init",
+            "-v", f"{secrets}:/run/secrets:ro"] + HARDENING
+    if network:
+        args += ["--network", network]
+    for e in ENV:
+        args += ["-e", e]
+    return args + [IMAGE]
+
+
+def console_podman(binary, work, n, trials, converge_trials):
+    """On Podman's Docker-compatible API: converge n bots from empty, botmaker vs `podman run -d` loops (a network per
+    bot as botmaker makes, one at a time and 4 at a time; and on Podman's default network), in turns; then
+    status --stats against `podman stats --no-stream`, and the raw stats API."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    instances = {"bm": "bench-podman", "net": "bench-podnet", "net4": "bench-podnet4", "plain": "bench-podplain"}
+    podman_cleanup(instances.values())
+    names = [f"pod-{i:02d}" for i in range(n)]
+    r = {"botmaker": [], "net": [], "net4": [], "plain": []}
+    try:
+        bm = Botmaker(binary, work, instances["bm"])
+        bm.args += ["--docker-host", f"unix://{PODMAN_SOCK}"]
+        for x in names:
+            for key in ("net", "net4", "plain"):
+                os.makedirs(os.path.join(work, instances[key], x), exist_ok=True)
+
+        def one(key, x):
+            inst = instances[key]
+            network = None
+            if key != "plain":
+                network = f"pnet-{x}"
+                sh(["podman", "network", "create", "--opt", "isolate=true", "--label", "botmaker.managed=true",
+                    "--label", f"botmaker.bot-id={x}", "--label", f"botmaker.instance={inst}", network])
+            sh(podman_run_args(f"{key}-{x}", inst, os.path.join(work, inst, x), network))
+
+        def loop(key):
+            if key == "net4":
+                # As many at a time as botmaker's default --concurrency.
+                with ThreadPoolExecutor(4) as pool:
+                    list(pool.map(lambda x: one(key, x), names))
+            else:
+                for x in names:
+                    one(key, x)
+        # In turns, botmaker last: its fleet of the last trial stays for the stats below.
+        for t in range(converge_trials):
+            for key in ("net", "net4", "plain"):
+                r[key].append(timed(lambda: loop(key)))
+                assert podman_count_running(instances[key]) == n
+                podman_cleanup([instances[key]])
+            bm.add(names)
+            r["botmaker"].append(timed(lambda: bm.run(["reconcile"])))
+            assert podman_count_running(instances["bm"]) == n
+            if t < converge_trials - 1:
+                bm.sql("DELETE FROM bots")
+                bm.run(["reconcile"])
+        # Stats on botmaker's n running bots.
+        r["stats_with_cpu"] = status_stats_count(bm)
+        cnames = [f"botmaker-{x}" for x in names]
+        r["stats"] = in_turns(trials, {"botmaker": quiet([binary, "status", "--stats"] + bm.args),
+                                       "podman": quiet(["podman", "stats", "--no-stream"] + cnames)})
+        ids = sh(["podman", "inspect", "--format", "{{.Id}}"] + cnames).stdout.split()
+        r["api"] = stats_api(PODMAN_SOCK, ids, trials)
+        bm.sql("DELETE FROM bots")
+        bm.run(["reconcile"])
+        r["left_networks"] = len(sh(["podman", "network", "ls", "-q", "--filter", f"label=botmaker.instance={instances['bm']}"]).stdout.split())
+    finally:
+        podman_cleanup(instances.values())
+    return r
+
+
+def podman_answers():
+    return subprocess.run(["curl", "-sf", "--max-time", "2", "--unix-socket", PODMAN_SOCK, "http://d/_ping"], capture_output=True).returncode == 0
+
+
+def section_console(args, compose, work):
+    n, trials = args.console_bots, args.console_trials
+    if n < 1 or trials < 1:
+        raise SystemExit("--console-bots and --console-trials must be 1 or more")
+    d = console_docker(args.binary, work, n, trials)
+    med = lambda values: statistics.median(values)
+    ms = lambda values: f"{med(values) * 1000:.0f} ms"
+    print(f"\n## Console (logs, exec, stats) and Podman\n")
+    print(f"### Docker: botmaker's console commands against the docker CLI on the same containers\n")
+    print(f"{n} running bot{'s' if n != 1 else ''} of {IMAGE}. One of them (`con-log`) writes {LOG_LINES:,} lines of "
+          f"{LOG_LINE_BYTES:,} bytes with awk, every {LOG_EVERY_STDERR}th to stderr: {LOG_STDOUT_BYTES:,} bytes on stdout "
+          f"and {LOG_STDERR_BYTES:,} on stderr, then sleeps. Every command's output goes to /dev/null; the contenders take turns trial by "
+          f"trial; times are the median wall time of the whole process.\n")
+    print("| command | trials | botmaker | docker CLI | docker / botmaker |\n|---|---|---|---|---|")
+    rows = [("logs", "`logs con-log` vs `docker logs botmaker-con-log`", trials),
+            ("exec", "`exec con-log -- true` vs `docker exec botmaker-con-log true`", 2 * trials),
+            ("exec_i", "`exec -i con-log -- cat` vs `docker exec -i … cat`, 1 MiB on stdin", trials),
+            ("stats", f"`status --stats` vs `docker stats --no-stream` of the {n} containers", trials)]
+    for key, label, t in rows:
+        b, o = d[key]["botmaker"], d[key]["docker"]
+        print(f"| {label} | {t} | {ms(b)} | {ms(o)} | {ratio(med(o), med(b))} |")
+    print(f"| `status` (no stats: the database only), for reference | {trials} | {ms(d['stats']['status'])} | | |")
+    print(f"\n`status --stats --json` gave a CPU figure for {d['stats_with_cpu']} of {n} bots.\n")
+    print("| `logs` options | stdout identical | stderr identical | botmaker bytes (stdout / stderr) | docker bytes (stdout / stderr) |")
+    print("|---|---|---|---|---|")
+    yes = lambda ok: "yes" if ok else "NO"
+    for opts, same_out, same_err, bo, be, do, de in d["logs_same"]:
+        print(f"| {opts} | {yes(same_out)} | {yes(same_err)} | {bo:,} / {be:,} | {do:,} / {de:,} |")
+    print(f"\n`exec -i … cat` gave back the 1 MiB byte for byte: botmaker {yes(d['exec_i_same'][0])}, docker {yes(d['exec_i_same'][1])}.")
+    podman = None
+    if not args.console_skip_podman:
+        was_serving = podman_answers()
+        ready = sh(["bash", "-c", f"source '{PODMAN_SH}' && ensure_podman && ensure_podman_images"], check=False)
+        try:
+            if ready.returncode == 0:
+                podman = console_podman(args.binary, work, n, trials, args.console_podman_trials)
+                v = json.loads(sh(["curl", "-sf", "--unix-socket", PODMAN_SOCK, "http://d/version"]).stdout)
+                podman["version"] = f"{v.get('Version', '?')} (API {v.get('ApiVersion', '?')})"
+            else:
+                why = (ready.stderr + ready.stdout).strip().splitlines()
+                print(f"\nPodman: not available ({why[-1] if why else 'ensure_podman failed'}); its part is skipped.")
+        finally:
+            if not was_serving:
+                sh(["bash", "-c", f"source '{PODMAN_SH}' && stop_podman"], check=False)
+    print(f"\n### The Engine API's stats: one-shot or not, one at a time or all at once\n")
+    print(f"`curl --unix-socket`: one `GET /containers/{{id}}/stats?stream=false[&one-shot=true]` at a time ({trials} "
+          f"request{'s' if trials != 1 else ''}, curl's own `time_total`, median), and one request per running container all at once ({n} "
+          f"connections from one `curl --parallel`, wall time of the process, median of {trials}). botmaker's `status --stats` "
+          f"makes the stream=false requests concurrently (32 at a time); `run --stats-interval` makes one-shot requests and "
+          f"compares each sample with the one of the interval before.\n")
+    engines = [("Docker", d["api"])] + ([("Podman", podman["api"])] if podman else [])
+    print("| request | " + " | ".join(e for e, _ in engines) + " |")
+    print("|---|" + "---|" * len(engines))
+    for key, label in (("stream", "one `stream=false`"), ("oneshot", "one `stream=false&one-shot=true`"),
+                       ("stream_all", f"{n} × `stream=false` at once"), ("oneshot_all", f"{n} × `one-shot=true` at once")):
+        print(f"| {label} | " + " | ".join(ms(a[key]) for _, a in engines) + " |")
+    print("| `precpu_stats` filled (a CPU % from one answer): stream=false / one-shot | "
+          + " | ".join(f"{yes(a['stream_precpu'])} / {yes(a['oneshot_precpu'])}" for _, a in engines) + " |")
+    if podman:
+        p, pt = podman, args.console_podman_trials
+        print(f"\n### Podman {p['version']} through its Docker-compatible API\n")
+        print(f"botmaker with `--docker-host unix://{PODMAN_SOCK}`; the baselines with the `podman` CLI, on the same "
+              f"containers botmaker makes ({IMAGE}, {len(ENV)} env entries, labels, `--init`, a read-only secrets mount, "
+              f"restart unless-stopped, the hardening). On Podman botmaker gives each bot a network of its own "
+              f"(`botmaker-<id>`, isolate=true). Converge from empty: {pt} trial{'s' if pt != 1 else ''} each (median).\n")
+        print(f"| converge {n} bots from empty | wall | this / botmaker |\n|---|---|---|")
+        ours = med(p["botmaker"])
+        for key, label in (("botmaker", "botmaker `reconcile` (a network per bot)"),
+                           ("net", "`podman network create` + `podman run -d` loop (a network per bot)"),
+                           ("net4", "the same, 4 bots at a time (botmaker's default `--concurrency`)"),
+                           ("plain", "`podman run -d` loop (Podman's default network)")):
+            print(f"| {label} | {fmt(med(p[key]))} | {ratio(med(p[key]), ours)} |")
+        print(f"\n| command ({trials} trial{'s' if trials != 1 else ''}, in turns) | botmaker | podman CLI | podman / botmaker |\n|---|---|---|---|")
+        b, o = p["stats"]["botmaker"], p["stats"]["podman"]
+        print(f"| `status --stats` vs `podman stats --no-stream` of the {n} containers | {ms(b)} | {ms(o)} | {ratio(med(o), med(b))} |")
+        print(f"\n`status --stats --json` gave a CPU figure for {p['stats_with_cpu']} of {n} bots; botmaker networks left "
+              f"after removing the bots: {p['left_networks']}.")
+    sys.stdout.flush()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
@@ -1787,10 +2086,15 @@ def main():
     parser.add_argument("--swarm-trials", type=int, default=1, help="converge-from-empty trials per contender in the swarm section")
     parser.add_argument("--swarm-idle-seconds", type=float, default=10, help="idle window of `botmaker run --resync-interval 1` on the swarm")
     parser.add_argument("--swarm-skip-failover", action="store_true", help="swarm section: skip the node loss and the partition")
-    parser.add_argument("--sections", default="converge,idle,latency,hol,scale,workloads,images,updates,swarm",
-                        help="comma-separated subset of converge,idle,latency,hol,scale,workloads,images,updates,swarm, run in that order")
+    parser.add_argument("--console-bots", type=int, default=20, help="running bots of the console section (stats, and the Podman converge)")
+    parser.add_argument("--console-trials", type=int, default=5,
+                        help="console section: timed runs per command and contender (exec -- true: twice as many)")
+    parser.add_argument("--console-podman-trials", type=int, default=1, help="console section: converge-from-empty trials per contender on Podman")
+    parser.add_argument("--console-skip-podman", action="store_true", help="console section: Docker only (no Podman install or service)")
+    parser.add_argument("--sections", default="converge,idle,latency,hol,scale,workloads,images,updates,swarm,console",
+                        help="comma-separated subset of converge,idle,latency,hol,scale,workloads,images,updates,swarm,console, run in that order")
     args = parser.parse_args()
-    unknown = set(args.sections.split(",")) - {"converge", "idle", "latency", "hol", "scale", "workloads", "images", "updates", "swarm"}
+    unknown = set(args.sections.split(",")) - {"converge", "idle", "latency", "hol", "scale", "workloads", "images", "updates", "swarm", "console"}
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     compose = not args.no_compose and shutil.which("docker-compose") is not None
@@ -1815,7 +2119,7 @@ def report(args, compose, work):
     ensure_network()
     sections = {"converge": section_converge, "idle": section_idle, "latency": section_latency,
                 "hol": section_head_of_line, "scale": section_scale, "workloads": section_workloads, "images": section_images,
-                "updates": section_updates, "swarm": section_swarm}
+                "updates": section_updates, "swarm": section_swarm, "console": section_console}
     for name in args.sections.split(","):
         sections[name](args, compose, work)
 
