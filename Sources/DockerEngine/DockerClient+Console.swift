@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -35,7 +36,12 @@ extension DockerClient {
             try await Self.expectStreaming(response, operation: "containers.logs")
             var decoder = StreamFrameDecoder()  // bots have no TTY
             for try await chunk in response.body {
-                for frame in decoder.feed(chunk.readableBytesView) { try await onFrame(frame) }
+                for frame in decoder.feed(chunk.readableBytesView) {
+                    if frame.stream == .systemError {
+                        throw DockerEngineError.inStream(message: String(decoding: frame.bytes, as: UTF8.self), operation: "containers.logs")
+                    }
+                    try await onFrame(frame)
+                }
             }
         }
     }
@@ -88,6 +94,13 @@ extension DockerClient {
             case .unixSocket(let path): try await bootstrap.connect(unixDomainSocketPath: path, channelInitializer: initializer)
             case .tcp(let host, let port): try await bootstrap.connect(host: host, port: port, channelInitializer: initializer)
             }
+            // An engine that takes the request but never answers would hang the exec: no head within the medium deadline
+            // closes the connection, which ends the read below with an error.
+            let answered = NIOLockedValueBox(false)
+            let raw = channel.channel
+            raw.eventLoop.scheduleTask(in: .nanoseconds(Int64(deadlines.medium * 1e9))) {
+                if !answered.withLockedValue({ $0 }) { raw.close(promise: nil) }
+            }
             try await channel.executeThenClose { inbound, outbound in
                 try await outbound.write(ByteBuffer(string: head))
                 var chunks = inbound.makeAsyncIterator()
@@ -99,6 +112,7 @@ extension DockerClient {
                     }
                     answer = try reader.feed(chunk)
                 }
+                answered.withLockedValue { $0 = true }
                 guard let answer, answer.status == 101 || answer.status == 200 else {
                     var body = answer?.rest ?? ByteBuffer()
                     while body.readableBytes < reader.contentLength ?? body.readableBytes, var chunk = try await chunks.next() {

@@ -1,7 +1,8 @@
 /// One piece of a container's output: which stream it was written to and its bytes.
 public struct StreamFrame: Sendable, Equatable {
     public enum Stream: UInt8, Sendable {
-        case stdin = 0, stdout = 1, stderr = 2
+        /// `systemError`: the engine's own error about the stream (`Error grabbing logs: …`), not the container's output.
+        case stdin = 0, stdout = 1, stderr = 2, systemError = 3
     }
 
     public var stream: Stream

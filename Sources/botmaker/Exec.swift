@@ -42,7 +42,10 @@ extension Botmaker {
                 case .failure(let error): BotEvent(at: Date(), botId: id, action: "exec", result: "error", errorCode: error.code.rawValue,
                                                    message: "\(program): \(error.message)")
                 }
-                try await store.record(statuses: [], events: [event])
+                // The command has run: a history that cannot be written is said, and its exit code still passed on.
+                do { try await store.record(statuses: [], events: [event]) } catch {
+                    FileHandle.standardError.write(Data("botmaker: cannot record the exec in the bot's history: \(error)\n".utf8))
+                }
                 return try result.mapError { CLIError("\($0.code.rawValue): \($0.message)") }.get()
             }
             if code != 0 { throw ExitCode(Int32(truncatingIfNeeded: code)) }

@@ -45,6 +45,7 @@ extension Botmaker {
         func validate() throws {
             try Seconds.check("--resync-interval", resyncInterval, in: 1...86_400)
             try Seconds.check("--stats-interval", statsInterval, in: 0...86_400)
+            if statsInterval > 0, statsInterval < 1 { throw ValidationError("--stats-interval must be 0 (off) or at least 1 second") }
             if statsInterval > 0, metricsAddr == nil { throw ValidationError("--stats-interval needs --metrics-addr (the stats are /metrics gauges)") }
             if statsInterval > 0, global.engineChoice == .swarm { throw ValidationError("--stats-interval needs --engine docker") }
             try Seconds.check("--poll-interval", pollInterval, in: 0.01...60)

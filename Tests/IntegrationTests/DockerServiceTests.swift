@@ -33,9 +33,9 @@ struct DockerServiceTests {
             #expect(inspect.hostConfig.restartPolicy?.name == "unless-stopped")
             #expect(inspect.hostConfig.initProcess == true)
             #expect(TestDocker.binds(inspect.hostConfig.binds) == ["\(dir.file("secrets"))/\(id):/run/secrets:ro"])
-            // botmaker's own network, where bots cannot reach each other: one bridge without inter-container traffic on
-            // Docker, a network of the bot's own on Podman (which ignores that bridge option).
-            #expect(try await TestDocker.networks(of: "botmaker-\(id)") == [TestDocker.isPodman ? "botmaker-\(id)" : "botmaker"])
+            // Where bots cannot reach each other: botmaker's bridge without inter-container traffic on Docker, a network
+            // stack of the bot's own on Podman (which ignores that bridge option).
+            #expect(try await TestDocker.networks(of: "botmaker-\(id)") == [TestDocker.isPodman ? "slirp4netns" : "botmaker"])
             #expect(inspect.config.env.contains("GREETING=hello"))
             #expect(inspect.state.status == "created")
 

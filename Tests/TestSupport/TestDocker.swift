@@ -32,9 +32,10 @@ public enum TestDocker {
         (binds ?? []).map { $0.replacingOccurrences(of: ",rprivate,rbind", with: "") }
     }
 
-    /// The networks a container is attached to, by name (read with the docker CLI).
+    /// The networks a container is attached to, by name, or its network mode when it has none (read with the docker CLI).
     public static func networks(of container: String) async throws -> [String] {
-        let output = try await runProcess(["docker", "inspect", "-f", "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}", container])
+        let output = try await runProcess(["docker", "inspect", "-f",
+                                           "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{else}}{{.HostConfig.NetworkMode}}{{end}}", container])
         return output.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
     }
 
@@ -99,12 +100,6 @@ public enum TestDocker {
         if let containers = try? await client.listContainers(all: true, filters: ["name": [fragment]]) {
             for container in containers where container.name.contains(fragment) {
                 try? await client.removeContainer(container.id, force: true)
-            }
-        }
-        // Podman: each bot's own network (botmaker-<id>).
-        if let networks = try? await client.listNetworks(filters: ["label": ["botmaker.managed=true"]]) {
-            for network in networks where network.name.contains(fragment) && network.name != "botmaker" {
-                try? await client.removeNetwork(network.id)
             }
         }
         try? await client.shutdown()

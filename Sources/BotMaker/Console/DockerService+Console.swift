@@ -12,13 +12,15 @@ extension DockerService {
         public var exitCode: Int?
         public var restartCount: Int
         public var memoryLimit: Int64?
+        /// When its current (or last) run started, by the engine's clock.
+        public var startedAt: Date?
     }
 
     public func consoleContainer(botId: String) async throws(ContainerError) -> ConsoleContainer? {
         guard let container = try await managedContainer(botId: botId, fallback: .observeFailed) else { return nil }
         let status = Self.status(of: container)
         return ConsoleContainer(id: container.id, state: status.state, exitCode: status.exitCode, restartCount: status.restartCount,
-                                memoryLimit: container.hostConfig.memory.flatMap { $0 > 0 ? $0 : nil })
+                                memoryLimit: container.hostConfig.memory.flatMap { $0 > 0 ? $0 : nil }, startedAt: status.startedAt)
     }
 
     /// The container's stdout and stderr, frame by frame, until the engine ends the stream.
@@ -29,10 +31,11 @@ extension DockerService {
         }
     }
 
-    /// The bot's logs from `options` on; with `options.follow`, until cancelled, carried on across a restart (from the
-    /// last entry shown) and a recreate (the new container's logs from its start, after a `marker`). `onFrame` gets each
-    /// frame with the engine's timestamp removed unless `options.timestamps` asked for it. Throws `NOT_FOUND` when the bot
-    /// has no container to begin with.
+    /// The bot's logs from `options` on; with `options.follow`, until cancelled, carried on across a restart (after the
+    /// last entry shown, or from the new run's start when none was), a recreate (the new container's logs from its
+    /// start, after a `marker`) and a switch back to a container already followed (a rollback: after its last entry
+    /// shown). `onFrame` gets each frame with the engine's timestamp removed unless `options.timestamps` asked for it.
+    /// Throws `NOT_FOUND` when the bot has no container to begin with.
     public func followLogs(botId: String, _ options: DockerClient.LogOptions, onFrame: (StreamFrame) async throws -> Void,
                            marker: (String) async throws -> Void) async throws(ContainerError) {
         guard var current = try await consoleContainer(botId: botId) else {
@@ -40,33 +43,46 @@ extension DockerService {
         }
         var request = options
         request.timestamps = true
-        var last: LogTimestamp?
+        var lastShown: [String: LogTimestamp] = [:]
         var waitingSaid = false
         while true {
-            let shownBefore = last
-            try await logs(containerId: current.id, request) { frame in
-                let (stamp, payload) = LogTimestamp.split(frame.bytes)
-                if let stamp, let shownBefore, stamp <= shownBefore { return }
-                if let stamp { last = stamp }
-                try await onFrame(options.timestamps || stamp == nil ? frame : StreamFrame(frame.stream, payload))
+            let shownBefore = lastShown[current.id]
+            let id = current.id
+            do {
+                try await logs(containerId: id, request) { frame in
+                    let (stamp, payload) = LogTimestamp.split(frame.bytes)
+                    if let stamp, let shownBefore, stamp <= shownBefore { return }
+                    if let stamp { lastShown[id] = stamp }
+                    try await onFrame(options.timestamps || stamp == nil ? frame : StreamFrame(frame.stream, payload))
+                }
+            } catch {
+                // Following, a broken stream (the engine restarting) is picked up again below, after the last line shown.
+                guard options.follow, error.code == .networkError else { throw error }
             }
             guard options.follow else { return }
             // The engine ended the stream: the container stopped or is gone. Wait for it, or its successor, to run.
             while true {
                 if Task.isCancelled { return }
-                let next = try await consoleContainer(botId: botId)
-                if let next, next.id != current.id {
-                    try await wrapping { try await marker("-- botmaker: \(botId) was recreated (container \(current.id.prefix(12)) → \(next.id.prefix(12))); its logs follow --") }
-                    current = next
-                    request.since = nil
-                    request.tail = nil
-                    last = nil
-                    break
+                // An engine slow to answer, or restarting, is waited for: a follower does not give up on a hiccup.
+                let next: ConsoleContainer?
+                do { next = try await consoleContainer(botId: botId) } catch {
+                    guard error.code == .networkError else { throw error }
+                    try? await Task.sleep(for: .seconds(1))
+                    continue
                 }
-                if let next, next.state == .running {
-                    try await wrapping { try await marker("-- botmaker: \(botId) was restarted; its logs follow --") }
-                    request.since = last?.date.map { $0.addingTimeInterval(-0.001) }
+                // A new container once it has run (one that exits at once still has logs); the same one once it runs again.
+                let hasRun = next.map { $0.state == .running || ($0.state != .created && $0.startedAt != nil) } ?? false
+                if let next, next.id != current.id ? hasRun : next.state == .running {
+                    let what = next.id == current.id ? (next.startedAt == current.startedAt ? "is followed again (the engine's stream broke)" : "was restarted")
+                        : lastShown[next.id] != nil
+                        ? "is back on container \(next.id.prefix(12))" : "was recreated (container \(current.id.prefix(12)) → \(next.id.prefix(12)))"
+                    try await wrapping { try await marker("-- botmaker: \(botId) \(what); its logs follow --") }
+                    // After the last line shown of that container; a container followed before but with nothing shown
+                    // yet, from its new run's start; a new container, from its start.
+                    request.since = lastShown[next.id]?.date.map { $0.addingTimeInterval(-0.001) }
+                        ?? (next.id == current.id ? next.startedAt.map { $0.addingTimeInterval(-0.001) } : nil)
                     request.tail = nil
+                    current = next
                     break
                 }
                 if next == nil, !waitingSaid {
@@ -112,8 +128,9 @@ extension DockerService {
     }
 }
 
-/// The time the engine puts before each log entry when asked (`2026-11-29T22:40:01.123456789Z `): fixed width, so
-/// two of them compare as text.
+/// The time the engine puts before each log entry when asked: `2026-11-29T22:40:01.123456789Z ` (Docker, fixed width),
+/// `2026-11-29T22:40:01Z ` or with an offset (Podman). Within one container's log they share a format, so two of them
+/// compare as text.
 public struct LogTimestamp: Sendable, Comparable {
     public let text: String
 
@@ -122,19 +139,14 @@ public struct LogTimestamp: Sendable, Comparable {
     /// The entry's timestamp and the entry without it; no timestamp when the entry does not start with one.
     public static func split(_ bytes: [UInt8]) -> (LogTimestamp?, [UInt8]) {
         guard let space = bytes.prefix(40).firstIndex(of: UInt8(ascii: " ")), space >= 20,
-              bytes[4] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"), bytes[space - 1] == UInt8(ascii: "Z")
+              bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
+              bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":")
         else { return (nil, bytes) }
         return (LogTimestamp(text: String(decoding: bytes[..<space], as: UTF8.self)), Array(bytes[(space + 1)...]))
     }
 
-    /// The time (to the microsecond or so); parsed only when asked, since a burst has many entries.
-    public var date: Date? {
-        // ISO8601DateFormatter reads at most milliseconds; the rest of the fraction only matters for ordering (text).
-        guard let dot = text.firstIndex(of: ".") else { return ISO8601DateFormatter().date(from: text) }
-        let fraction = text[text.index(after: dot)..<text.index(before: text.endIndex)]
-        guard let whole = ISO8601DateFormatter().date(from: text[..<dot] + "Z"), let value = Double("0." + fraction) else { return nil }
-        return whole.addingTimeInterval(value)
-    }
+    /// The time; parsed only when asked, since a burst has many entries.
+    public var date: Date? { DockerTimestamp.parse(text) }
 }
 
 extension DockerService {

@@ -300,13 +300,6 @@ public struct DockerService: ContainerRuntime {
         } catch {
             // "network botmaker not found": someone removed it; it is made again before the next create.
             if error.httpStatus == 404, "\(error)".contains("network") { networkId.withLockedValue { $0 = nil } }
-            // Podman names a container's network by name: the bot's own network, removed by hand, is made again.
-            if "\(error)".contains("network not found"), (try? await engine())?.isPodman == true,
-               "\(error)".contains(Self.podmanNetworkName(for: botId)) {
-                _ = try await podmanNetwork(botId: botId)
-                do { try await client.startContainer(id) } catch { throw wrapDockerError(error, botId: botId, fallback: .startFailed) }
-                return
-            }
             throw wrapDockerError(error, botId: botId, fallback: .startFailed)
         }
     }
@@ -323,6 +316,7 @@ public struct DockerService: ContainerRuntime {
                 guard state == .running || state == .restarting else { return }
                 try await client.stopContainer(container.id, timeoutSeconds: stopGraceSeconds)
             }
+            throw ContainerError(.stopFailed, "Podman keeps restarting \(Self.containerName(for: botId)) after 5 stops", botId: botId)
         } catch {
             throw wrapDockerError(error, botId: botId, fallback: .stopFailed)
         }
@@ -399,33 +393,43 @@ public struct DockerService: ContainerRuntime {
             if error.httpStatus == 404 || (error.httpStatus == 409 && "\(error)".contains("already in progress")) { return }
             throw wrapDockerError(error, botId: botId, fallback: .stopFailed)
         }
-        await removeBotNetworkIfUnused(botId: botId)
     }
 
     /// The bot's container state, or nil when it has none.
     public func getContainerStatus(botId: String) async throws(ContainerError) -> ContainerStatus? {
         guard let container = try await managedContainer(botId: botId, fallback: .observeFailed) else { return nil }
         var status = Self.status(of: container)
-        if status.state == .running, status.restartCount > 0 {
-            status.lastExitCode = await lastExitCode(containerId: container.id, since: status.finishedAt)
+        if status.state == .running, status.restartCount > 0, let finished = status.finishedAt, let started = status.startedAt {
+            status.lastExitCode = await lastExitCode(containerId: container.id, between: finished, and: started)
         }
         return status
     }
 
-    /// The exit code of the run before this one, from the engine's `die` events: Docker resets `State.ExitCode` when it
-    /// restarts a container. Nil when the engine no longer has the event.
-    func lastExitCode(containerId: String, since finishedAt: Date?) async -> Int? {
-        let since = (finishedAt ?? Date(timeIntervalSinceNow: -600)).addingTimeInterval(-1)
-        var code: Int?
-        do {
-            // Podman answers a past window with nothing: there, the code stays unknown.
-            for try await event in client.events(filters: ["container": [containerId], "event": ["die"]], since: since, until: Date()) {
-                code = event.attributes["exitCode"].flatMap { Int($0) } ?? code
+    /// The exit code of the run before this one, from the engine's `die` event between that run's end and this run's
+    /// start (both by the engine's clock, so the window is in the past and the answer ends at once): Docker resets
+    /// `State.ExitCode` when it restarts a container. Nil when the engine no longer has the event (Podman replays no
+    /// past window), or does not answer within 2 s.
+    func lastExitCode(containerId: String, between finished: Date, and started: Date) async -> Int? {
+        let events = client.events(filters: ["container": [containerId], "event": ["die", "died"]],
+                                   since: finished.addingTimeInterval(-1), until: started)
+        return await withTaskGroup(of: Int??.self) { group in
+            group.addTask {
+                var code: Int?
+                do {
+                    for try await event in events { code = event.attributes["exitCode"].flatMap { Int($0) } ?? code }
+                } catch {
+                    return nil
+                }
+                return code
             }
-        } catch {
-            logger.debug("cannot read the container's last exit code", metadata: ["container.id": "\(containerId)", "error": "\(error)"])
+            group.addTask {
+                try? await Task.sleep(for: .seconds(2))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? nil
         }
-        return code
     }
 
     /// Every container labelled `botmaker.managed=true` (of this instance), in all states.

@@ -55,7 +55,10 @@ public final class ReconcilerMetrics: Sendable {
         for bot in stats {
             let values: [Double?] = [bot.cpuPercent, bot.memoryUsed.map(Double.init), bot.memoryLimit.map(Double.init), Double(bot.restartCount)]
             for (label, value) in zip(Self.botStatsLabels, values) {
-                if let value { Gauge(label: label, dimensions: [("bot", bot.botId)]).record(value) }
+                // No value this time (no CPU delta after a restart or recreate): no stale figure either.
+                if let value { Gauge(label: label, dimensions: [("bot", bot.botId)]).record(value) } else {
+                    Gauge(label: label, dimensions: [("bot", bot.botId)]).destroy()
+                }
             }
         }
     }
