@@ -110,7 +110,8 @@ struct DockerServiceTests {
             let deadline = Date().addingTimeInterval(60)
             while !(status.state == .running && status.restartCount == 1), Date() < deadline {
                 try await Task.sleep(for: .milliseconds(50))
-                status = try #require(try await docker.getContainerStatus(botId: id))
+                // A loaded engine may miss the 5 s deadline of one look: look again.
+                if let seen = try? await docker.getContainerStatus(botId: id) { status = seen }
             }
             #expect(status.state == .running && status.restartCount == 1, "\(status)")
             #expect(status.exitCode == nil)
