@@ -408,7 +408,7 @@ public struct DockerService: ContainerRuntime {
     /// The exit code of the run before this one, from the engine's `die` event between that run's end and this run's
     /// start (both by the engine's clock, so the window is in the past and the answer ends at once): Docker resets
     /// `State.ExitCode` when it restarts a container. Nil when the engine no longer has the event (Podman replays no
-    /// past window), or does not answer within 2 s.
+    /// past window), or does not answer within 5 s (a loaded engine).
     func lastExitCode(containerId: String, between finished: Date, and started: Date) async -> Int? {
         let events = client.events(filters: ["container": [containerId], "event": ["die", "died"]],
                                    since: finished.addingTimeInterval(-1), until: started)
@@ -423,7 +423,7 @@ public struct DockerService: ContainerRuntime {
                 return code
             }
             group.addTask {
-                try? await Task.sleep(for: .seconds(2))
+                try? await Task.sleep(for: .seconds(5))
                 return nil
             }
             let first = await group.next() ?? nil
