@@ -27,7 +27,7 @@ struct ConsoleTests {
             try await insert(deployment, "c", command: Self.chatty)
             #expect(try await deployment.botmaker(["reconcile"]).status == 0)
             try await insert(deployment, "never", command: Self.chatty, state: "stopped")
-            try await eventually(timeout: 30, "the bot printed its second lines") {
+            try await eventually(timeout: 30, every: .milliseconds(300), "the bot printed its second lines") {
                 try await deployment.botmaker(["logs", id]).stderr.contains("err-2")
             }
             let all = try await deployment.botmaker(["logs", id])
@@ -67,7 +67,7 @@ struct ConsoleTests {
             #expect(try await deployment.botmaker(["reconcile"]).status == 0)
             var last = ProcessOutput(status: -1, stdout: "", stderr: "")
             do {
-                try await eventually(timeout: 60, "the burst is written") {
+                try await eventually(timeout: 60, every: .milliseconds(300), "the burst is written") {
                     last = try await deployment.botmaker(["logs", id, "--tail", "1"])
                     return last.stdout == "done\n"
                 }
@@ -153,7 +153,7 @@ struct ConsoleTests {
                 INSERT INTO bots (id, image, command, desired_state) VALUES ('\(off)', '\(TestDocker.image)', '["sleep","600"]', 'stopped');
                 """)
             #expect(try await deployment.botmaker(["reconcile"]).status == 0)
-            try await eventually(timeout: 30, "the hog filled its tmpfs") {
+            try await eventually(timeout: 30, every: .milliseconds(300), "the hog filled its tmpfs") {
                 try await exec(deployment, [hog, "--", "test", "-f", "/tmp/filled"]).status == 0
             }
             let output = try await deployment.botmaker(["status", "--stats", "--json"])
