@@ -69,7 +69,10 @@ struct UpdateTests {
             #expect(after.keys.allSatisfy { !$0.hasSuffix(".previous") })
             #expect(try await deployment.status("u", "last_error_code") == "UPDATE_ROLLED_BACK")
             #expect(try await deployment.status("u", "last_error_message").contains("unhealthy; last check: exit code 1"))
-            #expect(try await deployment.status("x", "last_error_message").contains("exit code 1"))
+            // The exit code, or (when Docker restarted it before the look and its `die` event has left the engine's last
+            // 256 events, as in a busy suite) that it was restarted.
+            let exited = try await deployment.status("x", "last_error_message")
+            #expect(exited.contains("exit code 1") || exited.contains("exited and Docker restarted it"), "\(exited)")
             let overview = try await deployment.sqlite("SELECT actual_state FROM bot_overview WHERE id = '\(deployment.bot("u"))'")
             #expect(overview == "running (rolled back from generation 2)")
             #expect(try await deployment.botmaker(["status"]).stdout.contains("running (rolled back from generation 2)"))
