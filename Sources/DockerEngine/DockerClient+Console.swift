@@ -149,11 +149,12 @@ extension DockerClient {
         return try response.decode(ContainerStats.self)
     }
 
-    static func expectStreaming(_ response: HTTPClientResponse, operation: String) async throws {
+    /// A streamed answer (logs, events, pulls) that is not 200: the engine's `message` from its body, as an HTTP error.
+    static func expectStreaming(_ response: HTTPClientResponse, operation: String) async throws(DockerEngineError) {
         guard response.status.code == 200 else {
             let text = (try? await response.body.collect(upTo: 1 << 20)).map { String(buffer: $0) } ?? ""
             let message = (try? JSONDecoder().decode(DockerErrorBody.self, from: Data(text.utf8)).message) ?? text
-            throw DockerEngineError.http(status: Int(response.status.code), message: message, operation: operation)
+            throw .http(status: Int(response.status.code), message: message, operation: operation)
         }
     }
 

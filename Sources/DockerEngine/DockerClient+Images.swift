@@ -61,11 +61,7 @@ extension DockerClient {
         let deadline = NIODeadline.now() + .nanoseconds(Int64(timeoutSeconds * 1e9))
         let response = try await open("/images/create", method: .POST, query: [("fromImage", fromImage), ("tag", tag)],
                                       headers: auth.map { [("X-Registry-Auth", $0)] } ?? [], operation: operation, deadline: deadline)
-        guard response.status.code == 200 else {
-            let text = (try? await response.body.collect(upTo: 1 << 20)).map { String(buffer: $0) } ?? ""
-            let message = (try? JSONDecoder().decode(DockerErrorBody.self, from: Data(text.utf8)).message) ?? text
-            throw .http(status: Int(response.status.code), message: message, operation: operation)
-        }
+        try await Self.expectStreaming(response, operation: operation)
         // The request's deadline covers only the answer's head (dockerd sends it with the first line): the stream is
         // bounded by what is left of the timeout.
         let remaining = max(0.001, Double((deadline - .now()).nanoseconds) / 1e9)

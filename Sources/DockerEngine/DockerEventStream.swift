@@ -45,11 +45,7 @@ public struct DockerEventStream: AsyncSequence, Sendable {
                 if Task.isCancelled { finished = true; return nil }
                 if body == nil {
                     let response = try await client.open("/events", query: query, operation: "events")
-                    guard response.status.code == 200 else {
-                        let text = (try? await response.body.collect(upTo: 1 << 20)).map { String(buffer: $0) } ?? ""
-                        let message = (try? JSONDecoder().decode(DockerErrorBody.self, from: Data(text.utf8)).message) ?? text
-                        throw DockerEngineError.http(status: Int(response.status.code), message: message, operation: "events")
-                    }
+                    try await DockerClient.expectStreaming(response, operation: "events")
                     body = response.body.makeAsyncIterator()
                     onConnect?()
                 }

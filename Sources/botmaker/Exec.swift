@@ -27,11 +27,11 @@ extension Botmaker {
         func run() async throws {
             let store = try global.openStore()
             let code = try await global.withOneHostEngine(store, command: "exec") { docker in
-                _ = try await global.requireContainer(docker, store: store, botId: id)
+                let container = try await global.requireContainer(docker, store: store, botId: id)
                 let program = URL(fileURLWithPath: command[0]).lastPathComponent
                 let result: Result<Int, ContainerError>
                 do throws(ContainerError) {
-                    result = .success(try await docker.exec(botId: id, command: command, stdin: interactive ? Self.standardInput() : nil) { frame in
+                    result = .success(try await docker.exec(botId: id, container: container, command: command, stdin: interactive ? Self.standardInput() : nil) { frame in
                         (frame.stream == .stderr ? FileHandle.standardError : FileHandle.standardOutput).write(Data(frame.bytes))
                     })
                 } catch {

@@ -98,14 +98,12 @@ extension DockerService {
         do { try await body() } catch { throw wrapDockerError(error, botId: nil, fallback: .observeFailed) }
     }
 
-    /// Runs `command` in the bot's running container, streaming its output; returns its exit code. Refuses a bot
-    /// whose container is not running, with its state.
+    /// Runs `command` in the bot's `container` (as ``consoleContainer(botId:)`` found it), streaming its output; returns
+    /// its exit code. Refuses a container that is not running, with its state.
     public func exec<Input: AsyncSequence & Sendable>(
-        botId: String, command: [String], stdin: Input?, onFrame: @escaping @Sendable (StreamFrame) async throws -> Void
+        botId: String, container: ConsoleContainer, command: [String], stdin: Input?,
+        onFrame: @escaping @Sendable (StreamFrame) async throws -> Void
     ) async throws(ContainerError) -> Int where Input.Element == [UInt8] {
-        guard let container = try await consoleContainer(botId: botId) else {
-            throw ContainerError(.notFound, "bot \(botId) has no container", botId: botId)
-        }
         guard container.state == .running else {
             throw ContainerError(.notFound, "bot \(botId) is not running (its container is \(container.state.rawValue)"
                                  + (container.exitCode.map { ", exit code \($0)" } ?? "") + ")", botId: botId)
