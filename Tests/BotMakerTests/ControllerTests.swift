@@ -45,18 +45,31 @@ import TestSupport
         return nil
     }
 
+    /// Reads reports until one for each of `keys` has arrived, in whatever order the workers finish them.
+    static func reports(for keys: Set<WorkKey>, from reports: inout AsyncStream<KeyReport>.Iterator) async -> [WorkKey: KeyReport] {
+        var found: [WorkKey: KeyReport] = [:]
+        while found.count < keys.count, let report = await reports.next() {
+            if keys.contains(report.key) { found[report.key] = report }
+        }
+        return found
+    }
+
+    /// Runs `body` with the controller's workers; the workers end with it. A test cancelled by its time limit cancels
+    /// them too (a worker may be parked on the manual clock), so a stuck test fails instead of hanging the run.
     static func withWorkers(_ fixture: Fixture, _ body: (inout AsyncStream<KeyReport>.Iterator) async throws -> Void) async throws {
         let workers = Task { await fixture.controller.runWorkers() }
         var reports = fixture.reports.makeAsyncIterator()
+        let finish = {
+            fixture.controller.queue.shutDown()
+            await withTaskCancellationHandler { await workers.value } onCancel: { workers.cancel() }
+        }
         do {
             try await body(&reports)
         } catch {
-            fixture.controller.queue.shutDown()
-            await workers.value
+            await finish()
             throw error
         }
-        fixture.controller.queue.shutDown()
-        await workers.value
+        await finish()
     }
 
     /// Issue 11: an unhealthy container is restarted and recorded UNHEALTHY; while it stays unhealthy the restarts
@@ -160,20 +173,40 @@ import TestSupport
         }
     }
 
+    /// A test stopped by its time limit while a worker is parked on the manual clock ends (failed) instead of hanging
+    /// the whole run: the workers are cancelled with it.
+    @Test func aCancelledTestEndsItsParkedWorkers() async throws {
+        let fixture = try Fixture(concurrency: 1)
+        try fixture.add("a")
+        await fixture.runtime.setLatency(.create, 3_600)
+        let test = Task {
+            try await Self.withWorkers(fixture) { _ in
+                fixture.controller.queue.add(.bot("a"))
+                try await Task.sleep(for: .seconds(3_600))  // stands for a wait that never ends
+            }
+        }
+        await fixture.clock.waitForSleepers(1)  // the worker is inside a's create, which the clock never ends
+        test.cancel()
+        #expect(await test.result.isFailure, "cancelled, the test ends with its cancellation")
+    }
+
     @Test func aSlowStopHoldsOneWorkerAndBlocksNoOtherBot() async throws {
         let fixture = try Fixture(concurrency: 2)
         try fixture.add("a", "b")
         try await Self.withWorkers(fixture) { reports in
             try await fixture.controller.resync()
-            _ = await Self.report(for: .bot("a"), from: &reports)
-            _ = await Self.report(for: .bot("b"), from: &reports)
+            // Two workers create a and b at once: their reports come in either order.
+            #expect(await Self.reports(for: [.bot("a"), .bot("b")], from: &reports).count == 2)
             #expect(await fixture.runtime.container(botId: "b")?.state == .running)
 
             await fixture.runtime.setLatency(.stop, 10, botId: "a")
             try fixture.store.updateBot(id: "a", changes: BotChanges(desiredState: .stopped))
             fixture.controller.queue.add(.bot("a"))
             await fixture.clock.waitForSleepers(1)  // a worker is inside a's 10 s stop
-            #expect(try await fixture.status("a")?.inFlightAction == "stopping")
+            // The in-flight mark is written beside the engine call, not before it.
+            try await eventually(timeout: 10, every: .milliseconds(10), "a's in-flight mark") {
+                try await fixture.status("a")?.inFlightAction == "stopping"
+            }
 
             await fixture.runtime.removeExternally(botId: "b")
             fixture.controller.queue.add(.bot("b"))
@@ -489,4 +522,8 @@ import TestSupport
         #expect(try fixture.store.adoptedContainers() == [shared])
         #expect(try await fixture.runtime.instanceClaim()?.sameHolder(as: mine) == true)
     }
+}
+
+extension Result {
+    var isFailure: Bool { if case .failure = self { true } else { false } }
 }

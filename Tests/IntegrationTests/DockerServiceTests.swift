@@ -216,7 +216,7 @@ struct DockerServiceTests {
             _ = try await docker.createContainer(botId: id, config: try Self.config(dir, id))
             try await docker.startContainer(botId: id)
             try await docker.removeContainer(botId: id)
-            let seen = try await listener.value
+            let seen = try await listener.valueCancellingWithTheWaiter
             #expect(seen.first == "create" && seen.last == "destroy", "\(seen)")
             #expect(Set(seen).isSuperset(of: ["create", "start", "die", "destroy"]), "\(seen)")
 
@@ -252,7 +252,7 @@ struct DockerServiceTests {
             config.image = TestDocker.gatewayImage
             _ = try await docker.createContainer(botId: id, config: config)
             try await docker.startContainer(botId: id)
-            let seen = try await listener.value
+            let seen = try await listener.valueCancellingWithTheWaiter
             #expect(seen.contains("start") && seen.last == "health_status", "\(seen)")
             #expect(!seen.contains { $0.hasPrefix("exec") }, "a health check's exec events reached botmaker: \(seen)")
             try await docker.removeContainer(botId: id)

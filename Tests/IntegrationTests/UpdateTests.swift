@@ -271,7 +271,8 @@ final class DockerEventWatcher: @unchecked Sendable {
     }
 
     func stop() {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        // SIGKILL, not a wait on this (cooperative) thread: the watcher's end needs nothing from it.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         pipe.fileHandleForReading.readabilityHandler = nil
     }
 }

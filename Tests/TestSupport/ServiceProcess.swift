@@ -52,16 +52,7 @@ public final class ServiceProcess: @unchecked Sendable {
 
     /// Waits (through the termination handler) for the process to end on its own; nil if it has not within `timeout`.
     public func waitForExit(timeout: TimeInterval = 30) async -> Int32? {
-        await withTaskGroup(of: Int32?.self) { group in
-            group.addTask { await self.exit.wait() }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(timeout))
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first ?? exit.ended
-        }
+        await exit.wait(timeout: timeout)
     }
 
     deinit {

@@ -202,6 +202,14 @@ public final class Controller: Sendable {
                     if await !controller.puller.isIdle {
                         await controller.puller.waitUntilIdle()
                     } else if controller.updatesInProgress > 0 {
+                        // A switch-over comes back at its deadline. A slot held by a key that is neither queued nor
+                        // waiting for a deadline would never be freed: the run ends rather than wait for it forever.
+                        let stats = controller.queue.stats
+                        if stats.depth == 0 && stats.busy == 0 && stats.delayed == 0 {
+                            logger.error("an update slot is held by a bot that is not scheduled; ending the run",
+                                         metadata: ["updates": "\(controller.updatesInProgress)"])
+                            break
+                        }
                         try? await Task.sleep(for: .milliseconds(100))
                     } else {
                         break
