@@ -136,7 +136,9 @@ struct ConsoleTests {
             try await deployment.sqlite("UPDATE bots SET desired_state = 'stopped' WHERE id = '\(id)'")
             #expect(try await deployment.botmaker(["reconcile"]).status == 0)
             let refused = try await exec(deployment, [id, "--", "true"])
-            #expect(refused.status == 1 && refused.stderr.contains("is not running (its container is exited"), "\(refused)")
+            #expect(refused.status == 1 && refused.stderr.contains("NOT_RUNNING: bot \(id) is not running (its container is exited"), "\(refused)")
+            #expect(try await deployment.sqlite("SELECT result || ' ' || error_code FROM bot_events WHERE bot_id = '\(id)' AND action = 'exec' ORDER BY id DESC LIMIT 1")
+                    == "error NOT_RUNNING")
             #expect(try await exec(deployment, [deployment.bot("nobody"), "--", "true"]).stderr.contains("no bot"))
         }
     }

@@ -105,7 +105,7 @@ extension DockerService {
         onFrame: @escaping @Sendable (StreamFrame) async throws -> Void
     ) async throws(ContainerError) -> Int where Input.Element == [UInt8] {
         guard container.state == .running else {
-            throw ContainerError(.notFound, "bot \(botId) is not running (its container is \(container.state.rawValue)"
+            throw ContainerError(.notRunning, "bot \(botId) is not running (its container is \(container.state.rawValue)"
                                  + (container.exitCode.map { ", exit code \($0)" } ?? "") + ")", botId: botId)
         }
         do {

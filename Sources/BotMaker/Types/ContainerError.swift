@@ -3,6 +3,8 @@ public struct ContainerError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable, Codable, CaseIterable {
         /// No such container, image or network.
         case notFound = "NOT_FOUND"
+        /// The bot's container exists but is not running (`exec` needs a running container).
+        case notRunning = "NOT_RUNNING"
         /// The container name is taken (by us, or by a container we do not manage).
         case alreadyExists = "ALREADY_EXISTS"
         case startFailed = "START_FAILED"
