@@ -1918,12 +1918,12 @@ def podman_run_args(name, instance, secrets, network):
 
 
 def console_podman(binary, work, n, trials, converge_trials):
-    """On Podman's Docker-compatible API: converge n bots from empty, botmaker vs `podman run -d` loops (a network per
-    bot as botmaker makes, one at a time and 4 at a time; and on Podman's default network), in turns; then
-    status --stats against `podman stats --no-stream`, and the raw stats API."""
+    """On Podman's Docker-compatible API: converge n bots from empty, botmaker vs `podman run -d` loops (a network stack
+    of its own per bot, `slirp4netns`, as botmaker makes, one at a time and 4 at a time; and on Podman's default
+    network), in turns; then status --stats against `podman stats --no-stream`, and the raw stats API."""
     from concurrent.futures import ThreadPoolExecutor
 
-    instances = {"bm": "bench-podman", "net": "bench-podnet", "net4": "bench-podnet4", "plain": "bench-podplain"}
+    instances = {"bm": "bench-podman", "net": "bench-podslirp", "net4": "bench-podslirp4", "plain": "bench-podplain"}
     podman_cleanup(instances.values())
     names = [f"pod-{i:02d}" for i in range(n)]
     r = {"botmaker": [], "net": [], "net4": [], "plain": []}
@@ -1936,11 +1936,7 @@ def console_podman(binary, work, n, trials, converge_trials):
 
         def one(key, x):
             inst = instances[key]
-            network = None
-            if key != "plain":
-                network = f"pnet-{x}"
-                sh(["podman", "network", "create", "--opt", "isolate=true", "--label", "botmaker.managed=true",
-                    "--label", f"botmaker.bot-id={x}", "--label", f"botmaker.instance={inst}", network])
+            network = None if key == "plain" else "slirp4netns"
             sh(podman_run_args(f"{key}-{x}", inst, os.path.join(work, inst, x), network))
 
         def loop(key):
@@ -2045,12 +2041,12 @@ def section_console(args, compose, work):
         print(f"\n### Podman {p['version']} through its Docker-compatible API\n")
         print(f"botmaker with `--docker-host unix://{PODMAN_SOCK}`; the baselines with the `podman` CLI, on the same "
               f"containers botmaker makes ({IMAGE}, {len(ENV)} env entries, labels, `--init`, a read-only secrets mount, "
-              f"restart unless-stopped, the hardening). On Podman botmaker gives each bot a network of its own "
-              f"(`botmaker-<id>`, isolate=true). Converge from empty: {pt} trial{'s' if pt != 1 else ''} each (median).\n")
+              f"restart unless-stopped, the hardening). On Podman botmaker gives each bot a network stack of its own "
+              f"(`slirp4netns`). Converge from empty: {pt} trial{'s' if pt != 1 else ''} each (median).\n")
         print(f"| converge {n} bots from empty | wall | this / botmaker |\n|---|---|---|")
         ours = med(p["botmaker"])
-        for key, label in (("botmaker", "botmaker `reconcile` (a network per bot)"),
-                           ("net", "`podman network create` + `podman run -d` loop (a network per bot)"),
+        for key, label in (("botmaker", "botmaker `reconcile` (`slirp4netns` per bot)"),
+                           ("net", "`podman run -d --network slirp4netns` loop"),
                            ("net4", "the same, 4 bots at a time (botmaker's default `--concurrency`)"),
                            ("plain", "`podman run -d` loop (Podman's default network)")):
             print(f"| {label} | {fmt(med(p[key]))} | {ratio(med(p[key]), ours)} |")
