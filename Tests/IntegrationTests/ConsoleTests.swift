@@ -21,6 +21,16 @@ struct ConsoleTests {
             """)
     }
 
+    /// A `chatty` bot, running, and `logs -f` on it once that has shown the bot's first lines.
+    func followChattyBot(_ deployment: Deployment, _ name: String) async throws -> (id: String, follower: ServiceProcess) {
+        try await insert(deployment, name, command: Self.chatty)
+        #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+        let follower = try ServiceProcess(command: ["logs", deployment.bot(name), "-f"], arguments: deployment.commonArguments,
+                                          logPath: deployment.dir.file("follow.out"), errorPath: deployment.dir.file("follow.err"))
+        try await eventually(timeout: 30, "the follower shows the bot's first lines") { follower.log.contains("out-2") }
+        return (deployment.bot(name), follower)
+    }
+
     @Test(.timeLimit(.minutes(2))) func logsSplitTheStreamsAndHonourTailSinceAndTimestamps() async throws {
         try await Deployment.withMigrated("logs") { deployment, _ in
             let id = deployment.bot("c")
@@ -90,12 +100,7 @@ struct ConsoleTests {
     /// `logs -f` goes on across an update (a new container): a marker line, then the new container's output.
     @Test(.timeLimit(.minutes(2))) func followCarriesOnAcrossARecreate() async throws {
         try await Deployment.withMigrated("follow") { deployment, _ in
-            let id = deployment.bot("f")
-            try await insert(deployment, "f", command: Self.chatty)
-            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
-            let follower = try ServiceProcess(command: ["logs", id, "-f"], arguments: deployment.commonArguments,
-                                              logPath: deployment.dir.file("follow.out"), errorPath: deployment.dir.file("follow.err"))
-            try await eventually(timeout: 30, "the follower shows the first container's output") { follower.log.contains("out-2") }
+            let (id, follower) = try await followChattyBot(deployment, "f")
             try await deployment.sqlite("UPDATE bots SET environment = '[\"GEN=2\"]' WHERE id = '\(id)'")
             let updated = try await deployment.botmaker(["reconcile", "--update-min-uptime", "1"])
             #expect(updated.status == 0, "\(updated.stdout)\(updated.stderr)")
@@ -111,6 +116,40 @@ struct ConsoleTests {
             #expect(output[..<marker.lowerBound] == "start 1\nout-1\nout-2\n", "\(output)")
             #expect(output[marker.upperBound...].contains("start 2\nout-1\nout-2\n"))
             #expect(follower.isRunning, "-f keeps following")
+            _ = try await follower.stop()
+        }
+    }
+
+    /// `logs -f` waits through a stop (the engine ends the stream; nothing is polled, the bot's container events wake
+    /// the follower) and goes on when the same container runs again: a marker, then the new run's output only.
+    @Test(.timeLimit(.minutes(2))) func followWaitsThroughAStopAndCarriesOnAtTheRestart() async throws {
+        try await Deployment.withMigrated("restart") { deployment, _ in
+            let (id, follower) = try await followChattyBot(deployment, "r")
+            try await deployment.sqlite("UPDATE bots SET desired_state = 'stopped' WHERE id = '\(id)'")
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+            #expect(try await deployment.status("r", "actual_state") == "exited")
+            #expect(follower.isRunning, "a stop does not end -f")
+            try await deployment.sqlite("UPDATE bots SET desired_state = 'running' WHERE id = '\(id)'")
+            #expect(try await deployment.botmaker(["reconcile"]).status == 0)
+            let marker = "-- botmaker: \(id) was restarted; its logs follow --"
+            let run = ["start 1", "out-1", "out-2"]
+            func lines(_ text: String) -> [String] { text.split(separator: "\n").map(String.init) }
+            func errors() -> String { (try? String(contentsOfFile: deployment.dir.file("follow.err"), encoding: .utf8)) ?? "" }
+            do {
+                try await eventually(timeout: 60, "the follower shows the second run's output") {
+                    lines(follower.log).filter { $0 != marker }.sorted() == (run + run).sorted() && lines(errors()) == ["err-1", "err-2", "err-1", "err-2"]
+                }
+            } catch {
+                throw TestFailure("\(error); the follower wrote:\n\(follower.log)\n\(errors())")
+            }
+            if TestDocker.isPodman {
+                // Podman's follow stream can carry on into the next run for a moment and give only some of its lines (the
+                // rest, and the marker, then come after), and it stamps to the second: each line is still shown once
+                // (above), the marker once.
+                #expect(lines(follower.log).filter { $0 == marker }.count == 1, "\(follower.log)")
+            } else {
+                #expect(lines(follower.log) == run + [marker] + run, "each run's output once, the marker between: \(follower.log)")
+            }
             _ = try await follower.stop()
         }
     }

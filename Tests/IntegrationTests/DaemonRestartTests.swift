@@ -46,8 +46,14 @@ struct DaemonRestartTests {
             let service = try ServiceProcess(
                 arguments: deployment.commonArguments + ["--poll-interval", "0.1", "--resync-interval", "2", "--log-level", "debug"],
                 logPath: deployment.dir.file("run.log"))
-            try await deployment.insertBots(["a", "b"])
+            // Bot a says `up` at each start; an operator follows its logs through it all.
+            let saysUp = #"["sh","-c","echo up; trap \"exit 0\" TERM; while true; do sleep 1 & wait $!; done"]"#
+            try await deployment.sqlite("INSERT INTO bots (id, image, command) VALUES ('\(deployment.bot("a"))', '\(TestDocker.image)', '\(saysUp)')")
+            try await deployment.insertBots(["b"])
             try await eventually("bots running") { try await running(deployment, client) == 2 }
+            let follower = try ServiceProcess(command: ["logs", deployment.bot("a"), "-f"], arguments: deployment.commonArguments,
+                                              logPath: deployment.dir.file("follow.out"), errorPath: deployment.dir.file("follow.err"))
+            try await eventually(timeout: 30, "the follower shows the bot's first run") { follower.log == "up\n" }
 
             try await Self.stopDaemon()
             try await eventually(timeout: 60, "NETWORK_ERROR recorded") { try await deployment.status("a", "last_error_code") == "NETWORK_ERROR" }
@@ -61,6 +67,15 @@ struct DaemonRestartTests {
             }
             #expect(service.isRunning)
             #expect(try await service.stop(timeout: 20) == 0, "\(service.log)")
+            // The follower waited for the engine and carries on with the bot's container (restarted, or followed again).
+            let marker = #"^up\n-- botmaker: \#(deployment.bot("a")) (was restarted|is followed again).*; its logs follow --\nup\n"#
+            do {
+                try await eventually(timeout: 30, "the follower carries on") { follower.log.range(of: marker, options: .regularExpression) != nil }
+            } catch {
+                throw TestFailure("\(error); the follower wrote:\n\(follower.log)\n\((try? String(contentsOfFile: deployment.dir.file("follow.err"), encoding: .utf8)) ?? "")")
+            }
+            #expect(follower.isRunning, "an engine restart does not end -f")
+            _ = try await follower.stop()
         }
     }
 

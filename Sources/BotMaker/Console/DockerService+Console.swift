@@ -43,16 +43,18 @@ extension DockerService {
         }
         var request = options
         request.timestamps = true
-        var lastShown: [String: LogTimestamp] = [:]
+        var shown: [String: LogProgress] = [:]
         var waitingSaid = false
         while true {
-            let shownBefore = lastShown[current.id]
             let id = current.id
+            var filter = shown[id, default: LogProgress()].resumedRead()
             do {
                 try await logs(containerId: id, request) { frame in
                     let (stamp, payload) = LogTimestamp.split(frame.bytes)
-                    if let stamp, let shownBefore, stamp <= shownBefore { return }
-                    if let stamp { lastShown[id] = stamp }
+                    if let stamp {
+                        guard filter.isNew(stamp, frame.stream, payload) else { return }
+                        shown[id, default: LogProgress()].shown(stamp, frame.stream, payload)
+                    }
                     try await onFrame(options.timestamps || stamp == nil ? frame : StreamFrame(frame.stream, payload))
                 }
             } catch {
@@ -60,26 +62,27 @@ extension DockerService {
                 guard options.follow, error.code == .networkError else { throw error }
             }
             guard options.follow else { return }
-            // The engine ended the stream: the container stopped or is gone. Wait for it, or its successor, to run.
-            while true {
-                if Task.isCancelled { return }
+            // The engine ended the stream: the container stopped or is gone. Wait for it, or its successor, to run:
+            // looked at once the engine has accepted a watch of the bot's container events, then at each event.
+            let wakes = containerEvents(botId: botId)
+            defer { wakes.cancel() }
+            for await _ in wakes.stream {
                 // An engine slow to answer, or restarting, is waited for: a follower does not give up on a hiccup.
                 let next: ConsoleContainer?
                 do { next = try await consoleContainer(botId: botId) } catch {
                     guard error.code == .networkError else { throw error }
-                    try? await Task.sleep(for: .seconds(1))
                     continue
                 }
                 // A new container once it has run (one that exits at once still has logs); the same one once it runs again.
                 let hasRun = next.map { $0.state == .running || ($0.state != .created && $0.startedAt != nil) } ?? false
                 if let next, next.id != current.id ? hasRun : next.state == .running {
                     let what = next.id == current.id ? (next.startedAt == current.startedAt ? "is followed again (the engine's stream broke)" : "was restarted")
-                        : lastShown[next.id] != nil
+                        : shown[next.id]?.stamp != nil
                         ? "is back on container \(next.id.prefix(12))" : "was recreated (container \(current.id.prefix(12)) → \(next.id.prefix(12)))"
                     try await wrapping { try await marker("-- botmaker: \(botId) \(what); its logs follow --") }
                     // After the last line shown of that container; a container followed before but with nothing shown
                     // yet, from its new run's start; a new container, from its start.
-                    request.since = lastShown[next.id]?.date.map { $0.addingTimeInterval(-0.001) }
+                    request.since = shown[next.id]?.stamp?.date.map { $0.addingTimeInterval(-0.001) }
                         ?? (next.id == current.id ? next.startedAt.map { $0.addingTimeInterval(-0.001) } : nil)
                     request.tail = nil
                     current = next
@@ -89,9 +92,27 @@ extension DockerService {
                     waitingSaid = true
                     try await wrapping { try await marker("-- botmaker: \(botId) has no container now; waiting for one --") }
                 }
-                try? await Task.sleep(for: .milliseconds(250))
             }
+            if Task.isCancelled { return }
         }
+    }
+
+    /// A wake-up each time the engine accepts a watch of `botId`'s container events and at each such event (wake-ups
+    /// not yet taken are merged into one). A watch the engine breaks (it is restarting) is made again a second later.
+    private func containerEvents(botId: String) -> (stream: AsyncStream<Void>, cancel: @Sendable () -> Void) {
+        let (stream, waker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let filters = ["type": ["container"], "label": ["\(BotLabels.botId)=\(botId)"]]
+        let client = client
+        let watch = Task {
+            while !Task.isCancelled {
+                do {
+                    for try await _ in client.events(filters: filters, onConnect: { waker.yield() }) { waker.yield() }
+                } catch {}
+                try? await Task.sleep(for: .seconds(1))
+            }
+            waker.finish()
+        }
+        return (stream, { watch.cancel(); waker.finish() })
     }
 
     private func wrapping(_ body: () async throws -> Void) async throws(ContainerError) {
@@ -131,6 +152,8 @@ extension DockerService {
 /// compare as text.
 public struct LogTimestamp: Sendable, Comparable {
     public let text: String
+
+    public init(text: String) { self.text = text }
 
     public static func < (a: LogTimestamp, b: LogTimestamp) -> Bool { a.text < b.text }
 
