@@ -21,10 +21,8 @@ struct ImageTests {
                 throw error
             }
         }
-        // Tags pulled from this registry go with it. Untagged only, never forced by ID: the same content is often
-        // the shared test images (and other tests run at the same time).
-        let tags = try await runProcess(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=\(registry.host)/*/*"])
-        for tag in Set(tags.stdout.split(separator: "\n").map(String.init)) { _ = try? await runProcess(["docker", "rmi", tag]) }
+        // Images pulled from this registry go with it.
+        await TestDocker.removeImageReferences(from: registry.host)
     }
 
     func reconcile(_ deployment: Deployment, _ registry: TestRegistry, config: String? = nil, _ extra: [String] = []) async throws -> ProcessOutput {
@@ -173,11 +171,13 @@ struct ImageTests {
     /// While a slow pull runs (a proxy delays every chunk the registry sends), another bot is repaired at once, and
     /// `status` shows the pull's progress for the bot waiting on it.
     @Test(.timeLimit(.minutes(3))) func aSlowPullBlocksNoRepair() async throws {
+        var proxied: String?
         try await withRegistry("slow") { deployment, registry, client in
             _ = try await registry.pushVariant(of: TestDocker.gatewayImage, label: "slow-\(deployment.tag)", randomBytes: 600_000,
                                                as: "bots/slow", tag: "1")
             let proxy = try await SlowProxy(upstreamPort: registry.port, in: deployment.dir)
             defer { proxy.stop() }
+            proxied = "127.0.0.1:\(proxy.port)"
             let config = registry.dir.file("proxy.json")
             let auth = Data("\(registry.user):\(registry.password)".utf8).base64EncodedString()
             try #"{"auths":{"127.0.0.1:\#(proxy.port)":{"auth":"\#(auth)"}}}"#.write(toFile: config, atomically: true, encoding: .utf8)
@@ -209,5 +209,7 @@ struct ImageTests {
                 throw error
             }
         }
+        // The slow bot's image, pulled through the proxy, under the proxy's address.
+        if let proxied { await TestDocker.removeImageReferences(from: proxied) }
     }
 }

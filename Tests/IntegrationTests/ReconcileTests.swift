@@ -134,8 +134,10 @@ struct ReconcileTests {
     }
 
     @Test(.timeLimit(.minutes(3))) func missingImageBacksOffThenConvergesWhenTheImageAppears() async throws {
+        var tagged: String?
         try await withDeployment("noimage") { deployment, client in
             let missing = "botmaker-test/missing-\(deployment.tag):1"
+            tagged = missing
             try await deployment.insertBots(["ok1", "ok2"])
             // `never`: no registry (none is reachable here); the image is expected to appear on the engine.
             try await deployment.sqlite("INSERT INTO bots (id, image, pull_policy) VALUES ('\(deployment.bot("ghost"))', '\(missing)', 'never')")
@@ -163,6 +165,8 @@ struct ReconcileTests {
             #expect(try await deployment.status("ghost", "failure_count") == "0")
             #expect(try await deployment.status("ghost", "next_attempt_at").isEmpty)
         }
+        // Once its container is gone (the engine refuses to untag the reference a container was created from).
+        if let tagged { #expect(try await runProcess(["docker", "rmi", tagged]).status == 0) }
     }
 
     @Test(.timeLimit(.minutes(2))) func backoffMakesTheNextPassWaitInsteadOfCallingDocker() async throws {

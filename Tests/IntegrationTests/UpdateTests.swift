@@ -206,8 +206,7 @@ extension UpdateTests {
             #expect(rolledBack == 4, "two more attempts after the resume")
             #expect(try await deployment.containers(client).mapValues(\.id) == before)
         }
-        let tags = try await runProcess(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=\(registry.host)/*/*"])
-        for tag in Set(tags.stdout.split(separator: "\n").map(String.init)) { _ = try? await runProcess(["docker", "rmi", tag]) }
+        await TestDocker.removeImageReferences(from: registry.host)
     }
 }
 

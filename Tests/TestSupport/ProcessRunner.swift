@@ -139,7 +139,7 @@ public final class ProcessExit: Sendable {
             await withCheckedContinuation { (waiter: CheckedContinuation<Int32?, Never>) in
                 var now: Int32??
                 state.update { state in
-                    if let status = state.status { now = .some(status) } else if state.cancelled.contains(id) { now = .some(nil) } else {
+                    if let status = state.status { now = .some(status) } else if state.cancelled.remove(id) != nil { now = .some(nil) } else {
                         state.waiters[id] = waiter
                     }
                 }
@@ -147,9 +147,9 @@ public final class ProcessExit: Sendable {
             }
         } onCancel: {
             var waiter: CheckedContinuation<Int32?, Never>?
+            // Marked only when the wait has not begun (it then takes the mark away), so no mark outlives its wait.
             state.update { state in
-                state.cancelled.insert(id)
-                waiter = state.waiters.removeValue(forKey: id)
+                if let registered = state.waiters.removeValue(forKey: id) { waiter = registered } else if state.status == nil { state.cancelled.insert(id) }
             }
             waiter?.resume(returning: nil)
         }

@@ -87,6 +87,22 @@ public enum TestDocker {
         return try result.get()
     }
 
+    /// Removes the references (tags, and the digests bots were pinned to) of the images pulled from a test registry at
+    /// `host` (`127.0.0.1:PORT`): untagged only, never forced by ID, since the same content is often the shared test
+    /// images (and other tests run at the same time). Call it once the containers that use them are gone.
+    public static func removeImageReferences(from host: String) async {
+        let listed = try? await runProcess(["docker", "images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}",
+                                            "--filter", "reference=\(host)/*/*"])
+        var references = Set<String>()
+        for line in (listed?.stdout ?? "").split(separator: "\n") {
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count == 3 else { continue }
+            if fields[1] != "<none>" { references.insert("\(fields[0]):\(fields[1])") }
+            if fields[2] != "<none>" { references.insert("\(fields[0])@\(fields[2])") }
+        }
+        for reference in references { _ = try? await runProcess(["docker", "rmi", reference]) }
+    }
+
     /// Force-removes every container whose name contains `fragment`, managed or not, and the instance claims
     /// (named volumes `botmaker.claim.<instance>`) whose name contains it.
     public static func removeContainers(matching fragment: String) async {
