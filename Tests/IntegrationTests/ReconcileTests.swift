@@ -137,7 +137,6 @@ struct ReconcileTests {
         var tagged: String?
         try await withDeployment("noimage") { deployment, client in
             let missing = "botmaker-test/missing-\(deployment.tag):1"
-            tagged = missing
             try await deployment.insertBots(["ok1", "ok2"])
             // `never`: no registry (none is reachable here); the image is expected to appear on the engine.
             try await deployment.sqlite("INSERT INTO bots (id, image, pull_policy) VALUES ('\(deployment.bot("ghost"))', '\(missing)', 'never')")
@@ -152,6 +151,7 @@ struct ReconcileTests {
             #expect(try await deployment.sqlite("SELECT count(*) FROM bot_events WHERE bot_id = '\(deployment.bot("ghost"))' AND result = 'error'") == "1")
 
             #expect(try await runProcess(["docker", "tag", TestDocker.image, missing]).status == 0)
+            tagged = missing
             // Retried only once the backoff has passed; poll until it converges.
             let deadline = Date().addingTimeInterval(30)
             var converged = false

@@ -147,7 +147,7 @@ public final class ProcessExit: Sendable {
             }
         } onCancel: {
             var waiter: CheckedContinuation<Int32?, Never>?
-            // Marked only when the wait has not begun (it then takes the mark away), so no mark outlives its wait.
+            // Marked only when the wait has not begun; the wait takes the mark away (unless the process ends first).
             state.update { state in
                 if let registered = state.waiters.removeValue(forKey: id) { waiter = registered } else if state.status == nil { state.cancelled.insert(id) }
             }

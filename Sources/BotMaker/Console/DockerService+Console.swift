@@ -43,17 +43,17 @@ extension DockerService {
         }
         var request = options
         request.timestamps = true
-        var shown: [String: LogProgress] = [:]
+        var shown: [String: LogResumePoint] = [:]
         var waitingSaid = false
         while true {
             let id = current.id
-            var filter = shown[id, default: LogProgress()].resumedRead()
+            var filter = shown[id, default: LogResumePoint()].resumedRead()
             do {
                 try await logs(containerId: id, request) { frame in
                     let (stamp, payload) = LogTimestamp.split(frame.bytes)
                     if let stamp {
                         guard filter.isNew(stamp, frame.stream, payload) else { return }
-                        shown[id, default: LogProgress()].shown(stamp, frame.stream, payload)
+                        shown[id, default: LogResumePoint()].shown(stamp, frame.stream, payload)
                     }
                     try await onFrame(options.timestamps || stamp == nil ? frame : StreamFrame(frame.stream, payload))
                 }
@@ -64,22 +64,31 @@ extension DockerService {
             guard options.follow else { return }
             // The engine ended the stream: the container stopped or is gone. Wait for it, or its successor, to run:
             // looked at once the engine has accepted a watch of the bot's container events, then at each event.
-            let wakes = containerEvents(botId: botId)
+            let wakes = containerWakeups(botId: botId)
             defer { wakes.cancel() }
             for await _ in wakes.stream {
                 // An engine slow to answer, or restarting, is waited for: a follower does not give up on a hiccup.
                 let next: ConsoleContainer?
                 do { next = try await consoleContainer(botId: botId) } catch {
                     guard error.code == .networkError else { throw error }
+                    try? await Task.sleep(for: .seconds(1))
+                    wakes.wake()
                     continue
                 }
                 // A new container once it has run (one that exits at once still has logs); the same one once it runs again.
                 let hasRun = next.map { $0.state == .running || ($0.state != .created && $0.startedAt != nil) } ?? false
                 if let next, next.id != current.id ? hasRun : next.state == .running {
-                    let what = next.id == current.id ? (next.startedAt == current.startedAt ? "is followed again (the engine's stream broke)" : "was restarted")
-                        : shown[next.id]?.stamp != nil
-                        ? "is back on container \(next.id.prefix(12))" : "was recreated (container \(current.id.prefix(12)) → \(next.id.prefix(12)))"
-                    try await wrapping { try await marker("-- botmaker: \(botId) \(what); its logs follow --") }
+                    if next.id == current.id, next.startedAt == current.startedAt {
+                        // The same run, whose stream the engine ended (it broke, or Podman saw an earlier stop late):
+                        // nothing changed for the reader, so no marker; a second's pause keeps an engine that keeps
+                        // ending a live stream from being asked in a loop.
+                        try? await Task.sleep(for: .seconds(1))
+                    } else {
+                        let what = next.id == current.id ? "was restarted"
+                            : shown[next.id]?.stamp != nil
+                            ? "is back on container \(next.id.prefix(12))" : "was recreated (container \(current.id.prefix(12)) → \(next.id.prefix(12)))"
+                        try await wrapping { try await marker("-- botmaker: \(botId) \(what); its logs follow --") }
+                    }
                     // After the last line shown of that container; a container followed before but with nothing shown
                     // yet, from its new run's start; a new container, from its start.
                     request.since = shown[next.id]?.stamp?.date.map { $0.addingTimeInterval(-0.001) }
@@ -97,22 +106,32 @@ extension DockerService {
         }
     }
 
-    /// A wake-up each time the engine accepts a watch of `botId`'s container events and at each such event (wake-ups
-    /// not yet taken are merged into one). A watch the engine breaks (it is restarting) is made again a second later.
-    private func containerEvents(botId: String) -> (stream: AsyncStream<Void>, cancel: @Sendable () -> Void) {
+    /// Wake-ups for a follower waiting on `botId`'s container. Looks are cheap but not free, so they come from the
+    /// engine: when it accepts a watch of the bot's container events (replaying the last seconds, so a start just before
+    /// is not missed) and at each such event. A failed watch is tried again a second later, with a wake-up each time (an
+    /// engine that refuses the watch is looked at once a second), and a wake-up every 10 s covers an event the engine
+    /// never sends. Wake-ups not yet taken are merged into one.
+    private func containerWakeups(botId: String) -> ContainerWakeups {
         let (stream, waker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let filters = ["type": ["container"], "label": ["\(BotLabels.botId)=\(botId)"]]
+        let filters = ["type": ["container"], "label": ["\(BotLabels.botId)=\(botId)"], "event": RuntimeEvent.stateActions]
         let client = client
         let watch = Task {
             while !Task.isCancelled {
                 do {
-                    for try await _ in client.events(filters: filters, onConnect: { waker.yield() }) { waker.yield() }
+                    let events = client.events(filters: filters, since: Date().addingTimeInterval(-5), onConnect: { waker.yield() })
+                    for try await _ in events { waker.yield() }
                 } catch {}
                 try? await Task.sleep(for: .seconds(1))
+                waker.yield()
             }
-            waker.finish()
         }
-        return (stream, { watch.cancel(); waker.finish() })
+        let safety = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(10))
+                waker.yield()
+            }
+        }
+        return ContainerWakeups(stream: stream, waker: waker, tasks: [watch, safety])
     }
 
     private func wrapping(_ body: () async throws -> Void) async throws(ContainerError) {
@@ -147,6 +166,20 @@ extension DockerService {
     }
 }
 
+/// Wake-ups of a waiting log follower, from the tasks that make them (``DockerService/containerWakeups(botId:)``).
+struct ContainerWakeups: Sendable {
+    let stream: AsyncStream<Void>
+    let waker: AsyncStream<Void>.Continuation
+    let tasks: [Task<Void, Never>]
+
+    func wake() { waker.yield() }
+
+    func cancel() {
+        for task in tasks { task.cancel() }
+        waker.finish()
+    }
+}
+
 /// The time the engine puts before each log entry when asked: `2026-11-29T22:40:01.123456789Z ` (Docker, fixed width),
 /// `2026-11-29T22:40:01Z ` or with an offset (Podman). Within one container's log they share a format, so two of them
 /// compare as text.
@@ -155,7 +188,16 @@ public struct LogTimestamp: Sendable, Comparable {
 
     public init(text: String) { self.text = text }
 
-    public static func < (a: LogTimestamp, b: LogTimestamp) -> Bool { a.text < b.text }
+    /// As text when both have one shape (the engines' usual case: Docker's fixed-width UTC, Podman's whole seconds in
+    /// one zone); by time otherwise (the log file's zone changed, or a fraction was trimmed).
+    public static func < (a: LogTimestamp, b: LogTimestamp) -> Bool {
+        if a.text.utf8.count == b.text.utf8.count, a.zone.elementsEqual(b.zone) { return a.text < b.text }
+        guard let x = a.date, let y = b.date else { return a.text < b.text }
+        return x < y
+    }
+
+    /// `Z`, or the offset (`+01:00`).
+    private var zone: Substring.UTF8View { text.hasSuffix("Z") ? text.suffix(1).utf8 : text.suffix(6).utf8 }
 
     /// The entry's timestamp and the entry without it; no timestamp when the entry does not start with one.
     public static func split(_ bytes: [UInt8]) -> (LogTimestamp?, [UInt8]) {

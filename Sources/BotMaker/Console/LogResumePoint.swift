@@ -4,7 +4,7 @@ import DockerEngine
 /// once: entries stamped earlier were shown; of those that carry that stamp, the ones shown (by stream and content) are
 /// skipped, once each. Stamps alone are not enough: Podman stamps to the second, and its follow stream can carry on into
 /// the container's next run and deliver only some of that run's first entries.
-public struct LogProgress: Sendable {
+public struct LogResumePoint: Sendable {
     struct Entry: Hashable, Sendable {
         let stream: StreamFrame.Stream
         /// The content's hash, not the content: a burst within one second is not kept in memory.
@@ -22,8 +22,10 @@ public struct LogProgress: Sendable {
 
     public init() {}
 
-    /// Records an entry as shown.
+    /// Records an entry as shown. One stamped earlier than the last (Docker stamps its two streams apart, so the
+    /// file's order can disagree with their stamps by a little) needs no record: a resumed read skips it anyway.
     public mutating func shown(_ stamp: LogTimestamp, _ stream: StreamFrame.Stream, _ payload: [UInt8]) {
+        if let last = self.stamp, stamp < last { return }
         if stamp != self.stamp {
             self.stamp = stamp
             shownAtStamp = [:]
