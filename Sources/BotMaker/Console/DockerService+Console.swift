@@ -181,8 +181,7 @@ struct ContainerWakeups: Sendable {
 }
 
 /// The time the engine puts before each log entry when asked: `2026-11-29T22:40:01.123456789Z ` (Docker, fixed width),
-/// `2026-11-29T22:40:01Z ` or with an offset (Podman). Within one container's log they share a format, so two of them
-/// compare as text.
+/// `2026-11-29T22:40:01Z ` or with an offset (Podman). Two of one shape compare as text, cheaply; others by time.
 public struct LogTimestamp: Sendable, Comparable {
     public let text: String
 
