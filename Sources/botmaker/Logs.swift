@@ -30,9 +30,9 @@ extension Botmaker {
             let options = DockerClient.LogOptions(follow: follow, since: since.flatMap { Events.parseSince($0, now: Date()) }, tail: tail,
                                                   timestamps: timestamps)
             try await global.withOneHostEngine(store, command: "logs") { docker in
-                _ = try await global.requireContainer(docker, store: store, botId: id)
+                let container = try await global.requireContainer(docker, store: store, botId: id)
                 do throws(ContainerError) {
-                    try await docker.followLogs(botId: id, options, onFrame: { frame in
+                    try await docker.followLogs(botId: id, from: container, options, onFrame: { frame in
                         (frame.stream == .stderr ? FileHandle.standardError : FileHandle.standardOutput).write(Data(frame.bytes))
                     }, marker: { line in
                         FileHandle.standardOutput.write(Data((line + "\n").utf8))

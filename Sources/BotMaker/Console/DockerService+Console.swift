@@ -35,12 +35,10 @@ extension DockerService {
     /// last entry shown, or from the new run's start when none was), a recreate (the new container's logs from its
     /// start, after a `marker`) and a switch back to a container already followed (a rollback: after its last entry
     /// shown). `onFrame` gets each frame with the engine's timestamp removed unless `options.timestamps` asked for it.
-    /// Throws `NOT_FOUND` when the bot has no container to begin with.
-    public func followLogs(botId: String, _ options: DockerClient.LogOptions, onFrame: (StreamFrame) async throws -> Void,
-                           marker: (String) async throws -> Void) async throws(ContainerError) {
-        guard var current = try await consoleContainer(botId: botId) else {
-            throw ContainerError(.notFound, "bot \(botId) has no container", botId: botId)
-        }
+    /// Begins with `container`, as ``consoleContainer(botId:)`` found it.
+    public func followLogs(botId: String, from container: ConsoleContainer, _ options: DockerClient.LogOptions,
+                           onFrame: (StreamFrame) async throws -> Void, marker: (String) async throws -> Void) async throws(ContainerError) {
+        var current = container
         var request = options
         request.timestamps = true
         var shown: [String: LogResumePoint] = [:]
